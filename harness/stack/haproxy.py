@@ -1,0 +1,187 @@
+"""HAProxy for the local stack: render its config from a template, validate it with
+``haproxy -c``, and read its own view of the servers through the runtime API.
+
+HAProxy's runtime API is the authority on what the balancer believes: the probes read it
+to timestamp detection (a server going DOWN), the steady-state check to see every server UP.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+import socket
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from harness.errors import ConfigError, MissingBinaryError
+from harness.stack.model import HealthCheck
+from harness.stack.nodes import HttpCheck
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+DEFAULT_TEMPLATE = FIXTURES / "haproxy.cfg.j2"
+# Above ~9,000 HAProxy fails on this machine's file-descriptor limit.
+DEFAULT_MAXCONN = 4096
+
+
+@dataclass(frozen=True)
+class ServerEntry:
+    name: str
+    host: str
+    port: int
+    backup: bool
+
+
+def haproxy_binary() -> Path:
+    found = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin:/usr/local/sbin")
+    if found is None:
+        raise MissingBinaryError("haproxy", "install it with `apt-get install haproxy`")
+    return Path(found)
+
+
+def _haproxy_quote(value: str) -> str:
+    """Quote a string as one HAProxy config word (double quotes, backslash escapes)."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def render_config(
+    *,
+    template: Path | None,
+    frontend_host: str,
+    frontend_port: int,
+    stats_port: int,
+    stats_socket: Path,
+    servers: list[ServerEntry],
+    check: HttpCheck,
+    health: HealthCheck,
+    maxconn: int = DEFAULT_MAXCONN,
+) -> str:
+    """The config text for these servers, from ``template`` or the project's default."""
+    path = template or DEFAULT_TEMPLATE
+    try:
+        source = path.read_text()
+    except OSError as exc:
+        raise ConfigError("haproxy_template", str(path), f"cannot read it: {exc.strerror}") from exc
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    env.filters["haproxy_quote"] = _haproxy_quote
+    try:
+        return env.from_string(source).render(
+            frontend_host=frontend_host,
+            frontend_port=frontend_port,
+            stats_port=stats_port,
+            stats_socket=str(stats_socket),
+            maxconn=maxconn,
+            servers=servers,
+            check={
+                "inter_ms": health.inter_ms,
+                "fall": health.fall,
+                "rise": health.rise,
+                "method": check.method,
+                "uri": check.uri,
+                "headers": check.headers,
+                "body": check.body,
+                "expect_status": check.expect_status,
+            },
+        )
+    except jinja2.TemplateError as exc:
+        raise ConfigError(
+            "haproxy_template", str(path), f"the template does not render: {exc}"
+        ) from exc
+
+
+def validate_config(config_path: Path) -> None:
+    """Run ``haproxy -c`` on the file; a `ConfigError` with HAProxy's own words if it fails."""
+    proc = subprocess.run(
+        [str(haproxy_binary()), "-c", "-q", "-f", str(config_path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    if proc.returncode != 0:
+        alerts = [line for line in (proc.stderr + proc.stdout).splitlines() if line.strip()]
+        raise ConfigError(
+            "haproxy config",
+            str(config_path),
+            "HAProxy rejects it (`haproxy -c`): " + " | ".join(alerts[-6:]),
+        )
+
+
+def command(config_path: Path) -> list[str]:
+    """Run HAProxy in the foreground (-db) so the supervisor owns the process."""
+    return [str(haproxy_binary()), "-db", "-f", str(config_path)]
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    """HAProxy's own view of one server (a row of ``show stat``)."""
+
+    backend: str
+    server: str
+    status: str  # UP, DOWN, "UP 1/2" (going down), "DOWN 1/2" (going up), MAINT, no check
+    check_status: str
+    check_duration_ms: int | None
+    last_change_s: int | None
+    backup: bool
+
+    @property
+    def up(self) -> bool:
+        return self.status == "UP"
+
+
+class RuntimeApi:
+    """HAProxy's runtime API over its stats socket (one short connection per command)."""
+
+    def __init__(self, socket_path: str | Path, timeout_s: float = 1.0) -> None:
+        self.socket_path = str(socket_path)
+        self.timeout_s = timeout_s
+
+    def command(self, line: str) -> str:
+        """Send one command and return HAProxy's full answer."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(self.timeout_s)
+            sock.connect(self.socket_path)
+            sock.sendall(line.encode() + b"\n")
+            chunks = []
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        return b"".join(chunks).decode()
+
+    def servers(self, backend: str = "ethereum_backend") -> list[ServerStatus]:
+        """Every server of ``backend`` with HAProxy's status for it."""
+        return [s for s in parse_show_stat(self.command("show stat")) if s.backend == backend]
+
+    def set_state(self, backend: str, server: str, state: str) -> None:
+        """``set server B/S state ready|drain|maint`` (the runtime API's own fault lever)."""
+        answer = self.command(f"set server {backend}/{server} state {state}").strip()
+        if answer:
+            raise ConfigError("server state", state, f"HAProxy refused it: {answer}")
+
+
+def parse_show_stat(text: str) -> list[ServerStatus]:
+    """Parse ``show stat`` CSV into server rows (frontends and BACKEND rows are skipped)."""
+    lines = text.lstrip("# ").splitlines()
+    rows: list[ServerStatus] = []
+    for row in csv.DictReader(io.StringIO("\n".join(lines))):
+        if row.get("svname") in ("FRONTEND", "BACKEND") or row.get("type") not in ("2",):
+            continue
+        rows.append(
+            ServerStatus(
+                backend=row["pxname"],
+                server=row["svname"],
+                status=row["status"],
+                check_status=row.get("check_status", ""),
+                check_duration_ms=_int_or_none(row.get("check_duration")),
+                last_change_s=_int_or_none(row.get("lastchg")),
+                backup=row.get("bck") == "1",
+            )
+        )
+    return rows
+
+
+def _int_or_none(value: str | None) -> int | None:
+    return int(value) if value not in (None, "") else None
+

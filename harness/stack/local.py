@@ -1,0 +1,349 @@
+"""The local stack: real nodes and a real HAProxy as processes on loopback.
+
+The embedded default backend. ``LocalStack`` is a context manager: entering it stands the
+stack up and returns when HAProxy sees every server UP and a JSON-RPC call through the
+frontend has been answered; leaving it stops every process and removes its state, also
+on an exception or Ctrl-C. A harness killed outright leaves a state file behind, which
+`reap_stale_stacks` (run at every start and by ``harness cleanup``) uses to remove it all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import logging
+import shutil
+import socket
+import threading
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+from harness.errors import ConfigError, StackError
+from harness.jsonrpc import RpcClient, RpcFailure
+from harness.stack import haproxy
+from harness.stack.model import ComponentState, Role, StackSpec, StackState
+from harness.stack.nodes import NodeAdapter, adapter
+from harness.stack.state import (
+    STATE_FILE,
+    ProcessIdentity,
+    StateFile,
+    read_state,
+    reap_stale_stacks,
+    stacks_dir,
+)
+from harness.stack.supervisor import ProcessEvent, Supervisor
+
+log = logging.getLogger(__name__)
+
+LOOPBACK = "127.0.0.1"
+BALANCER = "haproxy"
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    """A TCP port nobody listens on right now (the kernel's pick)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def require_free_port(port: int, field: str, host: str = LOOPBACK) -> int:
+    """``port`` if it can be bound, else a `ConfigError` saying it is taken and what to do."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ConfigError(
+                    field, port, "the port is already in use; choose another or omit it"
+                ) from exc
+            raise
+    return port
+
+
+def node_name(index: int) -> str:
+    return f"node-{index}"
+
+
+class LocalStack:
+    """N nodes behind HAProxy on loopback, supervised, with its state on disk."""
+
+    backend = "local"
+
+    def __init__(self, spec: StackSpec) -> None:
+        self.spec = spec
+        self.adapter: NodeAdapter = adapter(spec.node_kind)
+        self.dir = stacks_dir() / spec.name
+        self.reaped: list[str] = []
+        self.ready_s: float | None = None
+        self._supervisor: Supervisor | None = None
+        self._state: StackState | None = None
+        self._identities: dict[str, ProcessIdentity] = {}
+        self._owner = ProcessIdentity.current()
+        self._write_lock = threading.Lock()
+        self._phase = "starting"
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def __enter__(self) -> LocalStack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> StackState:
+        """Stand the stack up; returns once it is ready. Leaves nothing behind on failure."""
+        started_ns = time.monotonic_ns()
+        self.adapter.binary()  # a missing binary fails before anything is created
+        haproxy.haproxy_binary()
+        self.reaped = reap_stale_stacks()
+        for line in self.reaped:
+            log.warning("removed leftover of an earlier run: %s", line)
+        if (self.dir / STATE_FILE).exists():
+            owner = read_state(self.dir).owner
+            raise StackError(
+                f"stack {self.spec.name!r} is already running (owner pid {owner.pid}); "
+                "stop it with `harness stack down` or choose another name with --name"
+            )
+        try:
+            self._layout()
+            self._launch()
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        self.ready_s = (time.monotonic_ns() - started_ns) / 1e9
+        self._phase = "ready"
+        self._write_state()
+        log.info("stack %s ready in %.3fs at %s", self.spec.name, self.ready_s, self.frontend_url)
+        return self.state()
+
+    def stop(self) -> None:
+        """Stop every process (HAProxy first, so clients see a clean refusal) and remove state."""
+        self._phase = "stopping"
+        if self._supervisor is not None:
+            self._supervisor.stop(timeout_s=3.0, first=[BALANCER])
+            self._supervisor = None
+        if self.dir.exists() and self._owns_dir():
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _owns_dir(self) -> bool:
+        try:
+            return read_state(self.dir).owner == self._owner
+        except StackError:
+            return True
+
+    # -- state -----------------------------------------------------------------------
+
+    def state(self) -> StackState:
+        """The current snapshot; pids reflect restarts by the supervisor."""
+        if self._state is None:
+            raise StackError(f"stack {self.spec.name!r} is not started")
+        if self._supervisor is None:
+            return self._state
+        pids = self._supervisor.pids()
+        restarts = self._supervisor.restarts()
+        components = tuple(
+            replace(c, pid=pids.get(c.name), restarts=restarts.get(c.name, 0))
+            for c in self._state.components
+        )
+        return replace(self._state, components=components)
+
+    @property
+    def frontend_url(self) -> str:
+        return self.state().frontend_url
+
+    @property
+    def events(self) -> list[ProcessEvent]:
+        """Every start, death and restart of the stack's processes, in order."""
+        return list(self._supervisor.events) if self._supervisor else []
+
+    def runtime_api(self) -> haproxy.RuntimeApi:
+        return haproxy.RuntimeApi(self.state().stats_socket)
+
+    # -- start-up --------------------------------------------------------------------
+
+    def _layout(self) -> None:
+        spec = self.spec
+        frontend_port = (
+            require_free_port(spec.frontend_port, "frontend_port")
+            if spec.frontend_port
+            else free_port()
+        )
+        stats_port = free_port()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / "logs").mkdir(exist_ok=True)
+        # The state file exists before any process does, so a crash from here on is reapable.
+        self._identities = {}
+        self._write_state_file(None)
+        components: list[ComponentState] = []
+        for index in range(spec.nodes):
+            name = node_name(index)
+            data_dir = self.dir / "nodes" / name / "data"
+            data_dir.mkdir(parents=True, exist_ok=True)
+            role: Role = "primary" if index == 0 else "backup"
+            components.append(
+                ComponentState(name, spec.node_kind, role, None, LOOPBACK, free_port(), str(data_dir))
+            )
+        components.append(ComponentState(BALANCER, "haproxy", "balancer", None, LOOPBACK, frontend_port))
+        self._state = StackState(
+            name=spec.name,
+            backend=self.backend,
+            state_dir=str(self.dir),
+            owner_pid=self._owner.pid,
+            frontend_url=f"http://{LOOPBACK}:{frontend_port}/",
+            stats_url=f"http://{LOOPBACK}:{stats_port}/stats",
+            stats_socket=str(self.dir / "haproxy.sock"),
+            health_check=spec.health_check,
+            components=tuple(components),
+        )
+        config = haproxy.render_config(
+            template=spec.haproxy_template,
+            frontend_host=LOOPBACK,
+            frontend_port=frontend_port,
+            stats_port=stats_port,
+            stats_socket=self.dir / "haproxy.sock",
+            servers=[
+                haproxy.ServerEntry(c.name, c.host, c.port, backup=c.role == "backup")
+                for c in components
+                if c.role != "balancer"
+            ],
+            check=self.adapter.health_check,
+            health=spec.health_check,
+        )
+        config_path = self.dir / "haproxy.cfg"
+        config_path.write_text(config)
+        haproxy.validate_config(config_path)
+
+    def _launch(self) -> None:
+        assert self._state is not None
+        self._supervisor = Supervisor(self.dir / "logs", on_event=self._on_event)
+        for c in self._state.nodes:
+            assert c.data_dir is not None
+            argv = self.adapter.command(
+                port=c.port,
+                data_dir=Path(c.data_dir),
+                block_time_s=self.spec.block_time_s,
+                extra_ports=tuple(free_port() for _ in range(self.adapter.extra_ports)),
+                extra_args=self.spec.node_args,
+            )
+            self._supervisor.add(c.name, argv, self.spec.restart)
+        deadline = time.monotonic() + self.spec.ready_timeout_s
+        for c in self._state.nodes:
+            self._wait_answering(c, deadline)
+        self._supervisor.add(
+            BALANCER, haproxy.command(self.dir / "haproxy.cfg"), self.spec.restart
+        )
+
+    def _wait_answering(self, component: ComponentState, deadline: float) -> None:
+        assert self._supervisor is not None
+        supervisor = self._supervisor
+        with RpcClient(component.url, timeout_s=1.0) as client:
+            while time.monotonic() < deadline:
+                died = [
+                    e for e in supervisor.events if e.component == component.name and e.kind == "exited"
+                ]
+                if died:
+                    raise StackError(
+                        f"{component.name} ({component.kind}) {died[0].detail} while starting; "
+                        f"its log says: {self._log_tail(component.name)}"
+                    )
+                try:
+                    client.block_number()
+                    return
+                except RpcFailure:
+                    time.sleep(0.01)
+        raise StackError(
+            f"{component.name} ({component.kind}) did not answer JSON-RPC on {component.url} "
+            f"within {self.spec.ready_timeout_s:g}s; its log says: {self._log_tail(component.name)}"
+        )
+
+    def _wait_ready(self) -> None:
+        """Every server UP in HAProxy's own view and one call answered through the frontend."""
+        assert self._state is not None
+        deadline = time.monotonic() + self.spec.ready_timeout_s
+        api = self.runtime_api()
+        last = "HAProxy's runtime API did not answer"
+        while time.monotonic() < deadline:
+            try:
+                servers = api.servers()
+                # UP alone is HAProxy's optimistic initial state; L7OK means a check passed.
+                down = [
+                    f"{s.server}={s.status}/{s.check_status or 'unchecked'}"
+                    for s in servers
+                    if not (s.up and s.check_status.startswith("L7OK"))
+                ]
+                if servers and not down:
+                    with RpcClient(self._state.frontend_url, timeout_s=1.0) as client:
+                        client.block_number()
+                    return
+                last = "servers not UP: " + ", ".join(down or ["none listed"])
+            except (OSError, RpcFailure) as exc:
+                last = f"{type(exc).__name__}: {exc}"
+            time.sleep(0.01)
+        raise StackError(
+            f"stack {self.spec.name!r} not ready after {self.spec.ready_timeout_s:g}s: {last}; "
+            f"HAProxy log: {self._log_tail(BALANCER)}"
+        )
+
+    def _log_tail(self, name: str, lines: int = 5) -> str:
+        path = self.dir / "logs" / f"{name}.log"
+        try:
+            tail = path.read_text(errors="replace").strip().splitlines()[-lines:]
+        except OSError:
+            return "(no log)"
+        return " | ".join(tail) or "(empty log)"
+
+    # -- supervision -------------------------------------------------------------------
+
+    def _on_event(self, event: ProcessEvent) -> None:
+        with self._write_lock:
+            with open(self.dir / "events.jsonl", "a") as out:
+                out.write(json.dumps(asdict(event)) + "\n")
+        if event.kind == "started" and event.pid is not None:
+            with contextlib.suppress(Exception):
+                self._identities[event.component] = ProcessIdentity.of(event.pid)
+            self._write_state()
+            if self._phase == "ready" and event.component != BALANCER:
+                threading.Thread(
+                    target=self._catch_up, args=(event.component,), daemon=True
+                ).start()
+
+    def _catch_up(self, name: str) -> None:
+        """anvil has no peers: a restarted node mines up to the others' head, as a real
+        node would sync the blocks it missed."""
+        if self.adapter.kind != "anvil" or self._state is None:
+            return
+        me = self._state.component(name)
+        deadline = time.monotonic() + 10
+        with RpcClient(me.url, timeout_s=1.0) as client:
+            while time.monotonic() < deadline:
+                try:
+                    head = client.block_number()
+                    break
+                except RpcFailure:
+                    time.sleep(0.02)
+            else:
+                return
+            peers = []
+            for peer in self._state.nodes:
+                if peer.name != name:
+                    with contextlib.suppress(RpcFailure), RpcClient(peer.url, 0.5) as pc:
+                        peers.append(pc.block_number())
+            missing = max(peers, default=head) - head
+            if missing > 0:
+                with contextlib.suppress(RpcFailure):
+                    client.call("anvil_mine", [hex(missing)])
+                    log.info("%s caught up %d blocks after restart", name, missing)
+
+    def _write_state(self) -> None:
+        with self._write_lock:
+            self._write_state_file(self.state() if self._state is not None else None)
+
+    def _write_state_file(self, stack: StackState | None) -> None:
+        if not self.dir.exists():
+            return
+        StateFile(self._owner, dict(self._identities), stack, self._phase).write(self.dir)
+

@@ -1,0 +1,154 @@
+"""What a stack is, independent of how it runs: its spec, its observable state, its protocol.
+
+Faults, probes, load and reports see a stack only through `Stack` and the frozen
+`StackState` it returns, so the local (processes) and docker (containers) backends can
+both carry them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from harness.errors import ConfigError
+
+Role = Literal["primary", "backup", "balancer"]
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    """HAProxy's active health check: interval and the fall/rise thresholds."""
+
+    inter_ms: int = 2000
+    fall: int = 3
+    rise: int = 2
+
+    @property
+    def implied_detection_s(self) -> float:
+        """Worst-case time for HAProxy to mark a dead server DOWN: inter x fall."""
+        return self.inter_ms * self.fall / 1000
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    """How the supervisor restarts a dead component (systemd's Restart= with backoff)."""
+
+    delay_s: float = 0.5
+    backoff: float = 2.0
+    max_delay_s: float = 10.0
+    reset_after_s: float = 10.0
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class StackSpec:
+    """Everything needed to stand a stack up. Validated on construction."""
+
+    name: str = "default"
+    nodes: int = 2
+    node_kind: str = "anvil"
+    block_time_s: float = 1.0
+    node_args: tuple[str, ...] = ()
+    haproxy_template: Path | None = None
+    frontend_port: int | None = None
+    health_check: HealthCheck = field(default_factory=HealthCheck)
+    restart: RestartPolicy = field(default_factory=RestartPolicy)
+    ready_timeout_s: float = 30.0
+    max_head_lag_blocks: int = 5
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.name.replace("-", "").replace("_", "").isalnum():
+            raise ConfigError("stack name", self.name, "use letters, digits, '-' and '_' only")
+        if not 1 <= self.nodes <= 16:
+            raise ConfigError("nodes", self.nodes, "choose between 1 and 16 nodes")
+        if not (math.isfinite(self.block_time_s) and 0.05 <= self.block_time_s <= 60):
+            raise ConfigError("block_time_s", self.block_time_s, "choose 0.05 to 60 seconds")
+        if self.frontend_port is not None and not 1024 <= self.frontend_port <= 65535:
+            raise ConfigError(
+                "frontend_port", self.frontend_port, "choose 1024-65535, or omit it to pick one"
+            )
+        hc = self.health_check
+        if not (100 <= hc.inter_ms <= 60_000 and 1 <= hc.fall <= 100 and 1 <= hc.rise <= 100):
+            raise ConfigError(
+                "health_check", hc, "inter_ms must be 100-60000, fall and rise 1-100"
+            )
+        if self.restart.delay_s < 0 or self.restart.backoff < 1 or self.restart.max_delay_s < 0:
+            raise ConfigError(
+                "restart", self.restart, "delay_s and max_delay_s >= 0 and backoff >= 1"
+            )
+        if self.max_head_lag_blocks < 0:
+            raise ConfigError("max_head_lag_blocks", self.max_head_lag_blocks, "must be >= 0")
+        if self.haproxy_template is not None and not self.haproxy_template.is_file():
+            raise ConfigError(
+                "haproxy_template", str(self.haproxy_template), "no such file; give a readable path"
+            )
+
+
+@dataclass(frozen=True)
+class ComponentState:
+    """One running part of the stack, as a fault or a probe needs to see it."""
+
+    name: str
+    kind: str
+    role: Role
+    pid: int | None
+    host: str
+    port: int
+    data_dir: str | None = None
+    netns: str | None = None
+    restarts: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/"
+
+
+@dataclass(frozen=True)
+class StackState:
+    """A snapshot of a stack: plain data, safe to write to disk and to read from another process."""
+
+    name: str
+    backend: str
+    state_dir: str
+    owner_pid: int
+    frontend_url: str
+    stats_url: str
+    stats_socket: str
+    health_check: HealthCheck
+    components: tuple[ComponentState, ...]
+
+    @property
+    def nodes(self) -> tuple[ComponentState, ...]:
+        return tuple(c for c in self.components if c.role != "balancer")
+
+    @property
+    def balancer(self) -> ComponentState:
+        return next(c for c in self.components if c.role == "balancer")
+
+    def component(self, name: str) -> ComponentState:
+        for c in self.components:
+            if c.name == name:
+                return c
+        names = ", ".join(c.name for c in self.components)
+        raise ConfigError("component", name, f"not part of stack {self.name!r}; choose one of: {names}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> StackState:
+        doc = dict(doc)
+        doc["health_check"] = HealthCheck(**doc["health_check"])
+        doc["components"] = tuple(ComponentState(**c) for c in doc["components"])
+        return cls(**doc)
+
+
+@runtime_checkable
+class Stack(Protocol):
+    """A running stack of nodes behind a balancer; what every backend provides."""
+
+    def state(self) -> StackState:
+        """The current snapshot: pids change when the supervisor restarts a node."""
+        ...

@@ -1,0 +1,177 @@
+"""Stack state on disk: what is running, written before and after every change.
+
+The state file is how another process (``harness stack status``, a fault from the CLI)
+finds a running stack, and how a later run finds what a killed harness left behind.
+Processes are identified by pid *and* start time, so a reused pid is never signalled.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from harness.errors import StackError
+from harness.stack.model import StackState
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "state.json"
+
+
+def state_root() -> Path:
+    """Where stacks and fault ledgers live: ``$HARNESS_STATE_DIR`` or /tmp/harness-<uid>."""
+    configured = os.environ.get("HARNESS_STATE_DIR")
+    return Path(configured) if configured else Path(tempfile.gettempdir()) / f"harness-{os.getuid()}"
+
+
+def stacks_dir() -> Path:
+    return state_root() / "stacks"
+
+
+def write_json_atomic(path: Path, doc: Any) -> None:
+    """Write ``doc`` as JSON so that a reader sees the old file or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as out:
+            json.dump(doc, out, indent=2, default=str)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass(frozen=True)
+class ProcessIdentity:
+    """A process as the kernel knows it: pid plus start time, immune to pid reuse."""
+
+    pid: int
+    create_time: float
+
+    @classmethod
+    def of(cls, pid: int) -> ProcessIdentity:
+        return cls(pid, psutil.Process(pid).create_time())
+
+    @classmethod
+    def current(cls) -> ProcessIdentity:
+        return cls.of(os.getpid())
+
+    def alive(self) -> bool:
+        """True if this very process still exists (a zombie counts as gone)."""
+        try:
+            proc = psutil.Process(self.pid)
+            return (
+                abs(proc.create_time() - self.create_time) < 0.05
+                and proc.status() != psutil.STATUS_ZOMBIE
+            )
+        except psutil.Error:
+            return False
+
+    def kill(self, timeout_s: float = 2.0) -> bool:
+        """SIGCONT + SIGTERM, then SIGKILL. Returns True if a live process was stopped."""
+        if not self.alive():
+            return False
+        for sig in (signal.SIGCONT, signal.SIGTERM):
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                return True
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not self.alive():
+                return True
+            time.sleep(0.02)
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        return True
+
+
+@dataclass(frozen=True)
+class StateFile:
+    """The content of a stack's state file."""
+
+    owner: ProcessIdentity
+    processes: dict[str, ProcessIdentity]
+    stack: StackState | None
+    phase: str  # "starting", "ready", "stopping"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "owner": asdict(self.owner),
+            "processes": {n: asdict(p) for n, p in self.processes.items()},
+            "stack": self.stack.to_dict() if self.stack else None,
+            "phase": self.phase,
+        }
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> StateFile:
+        return cls(
+            owner=ProcessIdentity(**doc["owner"]),
+            processes={n: ProcessIdentity(**p) for n, p in doc["processes"].items()},
+            stack=StackState.from_dict(doc["stack"]) if doc.get("stack") else None,
+            phase=doc["phase"],
+        )
+
+    def write(self, directory: Path) -> None:
+        write_json_atomic(directory / STATE_FILE, self.to_dict())
+
+
+def read_state(directory: Path) -> StateFile:
+    try:
+        return StateFile.from_dict(json.loads((directory / STATE_FILE).read_text()))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise StackError(f"cannot read stack state in {directory}: {exc}") from exc
+
+
+def running_stack(name: str) -> StackState:
+    """The state of the running stack ``name``, or a `StackError` saying how to start one."""
+    directory = stacks_dir() / name
+    if not (directory / STATE_FILE).exists():
+        raise StackError(f"no stack named {name!r} is running; start one with `harness stack up`")
+    state = read_state(directory)
+    if not state.owner.alive() or state.stack is None:
+        raise StackError(
+            f"stack {name!r} is not running (its owner process is gone); "
+            "run `harness cleanup` to remove what it left"
+        )
+    return state.stack
+
+
+def reap_stale_stacks(include_live: bool = False) -> list[str]:
+    """Stop the processes of every stack whose owner died, remove its dir, say what went.
+
+    With ``include_live`` also stacks whose owner is alive (``harness stack down --force``).
+    """
+    removed: list[str] = []
+    root = stacks_dir()
+    if not root.is_dir():
+        return removed
+    for directory in sorted(p for p in root.iterdir() if p.is_dir()):
+        try:
+            state = read_state(directory)
+        except StackError:
+            shutil.rmtree(directory, ignore_errors=True)
+            removed.append(f"stack dir {directory} (unreadable state)")
+            continue
+        if state.owner.alive() and not include_live:
+            continue
+        for name, proc in state.processes.items():
+            if proc.kill():
+                removed.append(f"process {name} (pid {proc.pid}) of stack {directory.name!r}")
+        shutil.rmtree(directory, ignore_errors=True)
+        removed.append(f"stack dir {directory}")
+    return removed

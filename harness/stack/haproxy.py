@@ -184,4 +184,3 @@ def parse_show_stat(text: str) -> list[ServerStatus]:
 
 def _int_or_none(value: str | None) -> int | None:
     return int(value) if value not in (None, "") else None
-

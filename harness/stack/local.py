@@ -71,8 +71,9 @@ class LocalStack:
 
     backend = "local"
 
-    def __init__(self, spec: StackSpec) -> None:
+    def __init__(self, spec: StackSpec, *, detached: bool = False) -> None:
         self.spec = spec
+        self.detached = detached
         self.adapter: NodeAdapter = adapter(spec.node_kind)
         self.dir = stacks_dir() / spec.name
         self.reaped: list[str] = []
@@ -185,9 +186,13 @@ class LocalStack:
             data_dir.mkdir(parents=True, exist_ok=True)
             role: Role = "primary" if index == 0 else "backup"
             components.append(
-                ComponentState(name, spec.node_kind, role, None, LOOPBACK, free_port(), str(data_dir))
+                ComponentState(
+                    name, spec.node_kind, role, None, LOOPBACK, free_port(), str(data_dir)
+                )
             )
-        components.append(ComponentState(BALANCER, "haproxy", "balancer", None, LOOPBACK, frontend_port))
+        components.append(
+            ComponentState(BALANCER, "haproxy", "balancer", None, LOOPBACK, frontend_port)
+        )
         self._state = StackState(
             name=spec.name,
             backend=self.backend,
@@ -197,6 +202,7 @@ class LocalStack:
             stats_url=f"http://{LOOPBACK}:{stats_port}/stats",
             stats_socket=str(self.dir / "haproxy.sock"),
             health_check=spec.health_check,
+            block_time_s=spec.block_time_s,
             components=tuple(components),
         )
         config = haproxy.render_config(
@@ -233,9 +239,7 @@ class LocalStack:
         deadline = time.monotonic() + self.spec.ready_timeout_s
         for c in self._state.nodes:
             self._wait_answering(c, deadline)
-        self._supervisor.add(
-            BALANCER, haproxy.command(self.dir / "haproxy.cfg"), self.spec.restart
-        )
+        self._supervisor.add(BALANCER, haproxy.command(self.dir / "haproxy.cfg"), self.spec.restart)
 
     def _wait_answering(self, component: ComponentState, deadline: float) -> None:
         assert self._supervisor is not None
@@ -243,7 +247,9 @@ class LocalStack:
         with RpcClient(component.url, timeout_s=1.0) as client:
             while time.monotonic() < deadline:
                 died = [
-                    e for e in supervisor.events if e.component == component.name and e.kind == "exited"
+                    e
+                    for e in supervisor.events
+                    if e.component == component.name and e.kind == "exited"
                 ]
                 if died:
                     raise StackError(
@@ -299,9 +305,8 @@ class LocalStack:
     # -- supervision -------------------------------------------------------------------
 
     def _on_event(self, event: ProcessEvent) -> None:
-        with self._write_lock:
-            with open(self.dir / "events.jsonl", "a") as out:
-                out.write(json.dumps(asdict(event)) + "\n")
+        with self._write_lock, open(self.dir / "events.jsonl", "a") as out:
+            out.write(json.dumps(asdict(event)) + "\n")
         if event.kind == "started" and event.pid is not None:
             with contextlib.suppress(Exception):
                 self._identities[event.component] = ProcessIdentity.of(event.pid)
@@ -345,5 +350,6 @@ class LocalStack:
     def _write_state_file(self, stack: StackState | None) -> None:
         if not self.dir.exists():
             return
-        StateFile(self._owner, dict(self._identities), stack, self._phase).write(self.dir)
-
+        StateFile(self._owner, dict(self._identities), stack, self._phase, self.detached).write(
+            self.dir
+        )

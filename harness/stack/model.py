@@ -71,9 +71,7 @@ class StackSpec:
             )
         hc = self.health_check
         if not (100 <= hc.inter_ms <= 60_000 and 1 <= hc.fall <= 100 and 1 <= hc.rise <= 100):
-            raise ConfigError(
-                "health_check", hc, "inter_ms must be 100-60000, fall and rise 1-100"
-            )
+            raise ConfigError("health_check", hc, "inter_ms must be 100-60000, fall and rise 1-100")
         if self.restart.delay_s < 0 or self.restart.backoff < 1 or self.restart.max_delay_s < 0:
             raise ConfigError(
                 "restart", self.restart, "delay_s and max_delay_s >= 0 and backoff >= 1"
@@ -84,6 +82,21 @@ class StackSpec:
             raise ConfigError(
                 "haproxy_template", str(self.haproxy_template), "no such file; give a readable path"
             )
+
+    def to_dict(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc["haproxy_template"] = str(self.haproxy_template) if self.haproxy_template else None
+        return doc
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> StackSpec:
+        doc = dict(doc)
+        template = doc.get("haproxy_template")
+        doc["haproxy_template"] = Path(template) if template else None
+        doc["node_args"] = tuple(doc.get("node_args", ()))
+        doc["health_check"] = HealthCheck(**doc.get("health_check", {}))
+        doc["restart"] = RestartPolicy(**doc.get("restart", {}))
+        return cls(**doc)
 
 
 @dataclass(frozen=True)
@@ -117,6 +130,7 @@ class StackState:
     stats_url: str
     stats_socket: str
     health_check: HealthCheck
+    block_time_s: float
     components: tuple[ComponentState, ...]
 
     @property
@@ -132,7 +146,9 @@ class StackState:
             if c.name == name:
                 return c
         names = ", ".join(c.name for c in self.components)
-        raise ConfigError("component", name, f"not part of stack {self.name!r}; choose one of: {names}")
+        raise ConfigError(
+            "component", name, f"not part of stack {self.name!r}; choose one of: {names}"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

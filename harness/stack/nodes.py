@@ -154,4 +154,6 @@ def adapter(kind: str) -> NodeAdapter:
     try:
         return ADAPTERS[kind]
     except KeyError:
-        raise ConfigError("node", kind, f"unknown node kind; choose one of: {', '.join(ADAPTERS)}")
+        raise ConfigError(
+            "node", kind, f"unknown node kind; choose one of: {', '.join(ADAPTERS)}"
+        ) from None

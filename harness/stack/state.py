@@ -7,6 +7,7 @@ Processes are identified by pid *and* start time, so a reused pid is never signa
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -31,7 +32,9 @@ STATE_FILE = "state.json"
 def state_root() -> Path:
     """Where stacks and fault ledgers live: ``$HARNESS_STATE_DIR`` or /tmp/harness-<uid>."""
     configured = os.environ.get("HARNESS_STATE_DIR")
-    return Path(configured) if configured else Path(tempfile.gettempdir()) / f"harness-{os.getuid()}"
+    return (
+        Path(configured) if configured else Path(tempfile.gettempdir()) / f"harness-{os.getuid()}"
+    )
 
 
 def stacks_dir() -> Path:
@@ -72,10 +75,8 @@ class ProcessIdentity:
         """True if this very process still exists (a zombie counts as gone)."""
         try:
             proc = psutil.Process(self.pid)
-            return (
-                abs(proc.create_time() - self.create_time) < 0.05
-                and proc.status() != psutil.STATUS_ZOMBIE
-            )
+            same = abs(proc.create_time() - self.create_time) < 0.05
+            return bool(same and proc.status() != psutil.STATUS_ZOMBIE)
         except psutil.Error:
             return False
 
@@ -93,10 +94,8 @@ class ProcessIdentity:
             if not self.alive():
                 return True
             time.sleep(0.02)
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         return True
 
 
@@ -108,6 +107,7 @@ class StateFile:
     processes: dict[str, ProcessIdentity]
     stack: StackState | None
     phase: str  # "starting", "ready", "stopping"
+    detached: bool = False  # owned by `harness stack up`'s daemon, which `stack down` may stop
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -115,6 +115,7 @@ class StateFile:
             "processes": {n: asdict(p) for n, p in self.processes.items()},
             "stack": self.stack.to_dict() if self.stack else None,
             "phase": self.phase,
+            "detached": self.detached,
         }
 
     @classmethod
@@ -124,6 +125,7 @@ class StateFile:
             processes={n: ProcessIdentity(**p) for n, p in doc["processes"].items()},
             stack=StackState.from_dict(doc["stack"]) if doc.get("stack") else None,
             phase=doc["phase"],
+            detached=bool(doc.get("detached", False)),
         )
 
     def write(self, directory: Path) -> None:

@@ -13,6 +13,7 @@ death the moment the kernel reports it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -87,7 +88,9 @@ class SupervisedProcess:
         """Spawn the process and start watching it. Raises OSError if it cannot be spawned."""
         with self._lock:
             self._spawn()
-        self._thread = threading.Thread(target=self._watch, name=f"supervise-{self.name}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._watch, name=f"supervise-{self.name}", daemon=True
+        )
         self._thread.start()
 
     def _spawn(self) -> None:
@@ -168,10 +171,8 @@ class SupervisedProcess:
 
 
 def _signal(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(proc.pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 class Supervisor:
@@ -194,7 +195,9 @@ class Supervisor:
         """Start ``argv`` as ``name`` and keep it running according to ``policy``."""
         if name in self._children:
             raise ValueError(f"{name!r} is already supervised")
-        child = SupervisedProcess(name, argv, policy, self.log_dir / f"{name}.log", self._record, env)
+        child = SupervisedProcess(
+            name, argv, policy, self.log_dir / f"{name}.log", self._record, env
+        )
         self._children[name] = child
         child.start()
         return child

@@ -1,0 +1,1 @@
+"""A chaos engineering and reliability harness for Ethereum JSON-RPC infrastructure."""

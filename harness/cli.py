@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from harness import experiment
@@ -27,7 +28,7 @@ from harness.stack.model import HealthCheck, RestartPolicy, StackSpec, StackStat
 from harness.stack.nodes import ADAPTERS
 from harness.stack.state import reap_stale_stacks, running_stack
 
-console = Console(highlight=False)
+console = Console(highlight=False, markup=False)
 err_console = Console(stderr=True, highlight=False)
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -35,7 +36,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 def _fail(exc: HarnessError, debug: bool) -> None:
     if debug:
         err_console.print_exception()
-    err_console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
     sys.exit(exc.exit_code)
 
 
@@ -130,7 +131,7 @@ def stack_up(as_json: bool, **opts: Any) -> None:
         return
     for line in reaped:
         err_console.print(f"removed leftover: {line}")
-    console.print(f"stack [bold]{state.name}[/] ready in {ready_s:.2f}s: {state.frontend_url}")
+    console.print(f"stack {state.name} ready in {ready_s:.2f}s: {state.frontend_url}")
     _print_status(state)
 
 

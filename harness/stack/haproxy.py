@@ -95,18 +95,20 @@ def render_config(
 def validate_config(config_path: Path) -> None:
     """Run ``haproxy -c`` on the file; a `ConfigError` with HAProxy's own words if it fails."""
     proc = subprocess.run(
-        [str(haproxy_binary()), "-c", "-q", "-f", str(config_path)],
+        [str(haproxy_binary()), "-c", "-f", str(config_path)],
         capture_output=True,
         text=True,
         timeout=30,
         check=False,
     )
     if proc.returncode != 0:
-        alerts = [line for line in (proc.stderr + proc.stdout).splitlines() if line.strip()]
+        output = (proc.stderr + proc.stdout).splitlines()
+        # "[ALERT]    (5442) : config : parsing [x.cfg:2] : unknown keyword ..." -> the words.
+        alerts = [line.split(" : ", 1)[-1] for line in output if "[ALERT]" in line]
         raise ConfigError(
             "haproxy config",
             str(config_path),
-            "HAProxy rejects it (`haproxy -c`): " + " | ".join(alerts[-6:]),
+            "HAProxy rejects it (`haproxy -c`): " + " | ".join(alerts[:4] or output[-4:]),
         )
 
 

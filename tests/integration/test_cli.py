@@ -1,0 +1,133 @@
+"""The `harness` command as a user types it: real processes, real exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+from pathlib import Path
+
+import psutil
+import pytest
+
+from harness.stack.state import stacks_dir
+from tests.conftest import VENV_BIN
+
+
+def harness(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(VENV_BIN / "harness"), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=env,
+    )
+
+
+def no_stack_left() -> bool:
+    return not stacks_dir().exists() or not any(stacks_dir().iterdir())
+
+
+def test_stack_up_status_down_round_trip_with_json() -> None:
+    up = harness("stack", "up", "--json", "--block-time", "0.5")
+    assert up.returncode == 0, up.stderr
+    state = json.loads(up.stdout)
+    assert state["ready_s"] > 0
+    pids = [c["pid"] for c in state["components"]]
+    try:
+        status = harness("stack", "status", "--json")
+        assert status.returncode == 0, status.stderr
+        doc = json.loads(status.stdout)
+        by_name = {c["name"]: c for c in doc["components"]}
+        assert by_name["node-0"]["haproxy"]["status"] == "UP"
+        assert by_name["node-1"]["role"] == "backup"
+        assert by_name["haproxy"]["health"] == "answering"
+        assert isinstance(by_name["node-0"]["head"], int)
+        human = harness("stack", "status")
+        assert "node-0" in human.stdout and "UP" in human.stdout
+    finally:
+        down = harness("stack", "down")
+    assert down.returncode == 0, down.stderr
+    assert "stopped" in down.stdout
+    assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != "zombie" for p in pids)
+    assert no_stack_left()
+
+
+def test_status_of_a_stack_that_is_not_running_says_how_to_start_one() -> None:
+    result = harness("stack", "status")
+    assert result.returncode == 1
+    assert "harness stack up" in result.stderr
+
+
+def test_unknown_node_kind_is_exit_2_and_names_the_choices() -> None:
+    result = harness("stack", "up", "--node", "parity")
+    assert result.returncode == 2
+    assert "parity" in result.stderr and "anvil" in result.stderr
+
+
+def test_missing_node_binary_is_exit_2_with_how_to_get_it() -> None:
+    env = dict(os.environ, PATH="/usr/bin:/bin")
+    result = harness("stack", "up", "--node", "geth", env=env)
+    assert result.returncode == 2
+    assert "geth" in result.stderr and "put `geth` on PATH" in result.stderr
+    assert no_stack_left()
+
+
+def test_taken_port_is_exit_2_and_leaves_nothing_running() -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = harness("stack", "up", "--frontend-port", str(port))
+    assert result.returncode == 2
+    assert f"frontend_port={port}" in result.stderr and "already in use" in result.stderr
+    assert no_stack_left()
+
+
+def test_template_haproxy_rejects_is_exit_2_with_haproxys_message(tmp_path: Path) -> None:
+    template = tmp_path / "broken.cfg.j2"
+    template.write_text("frontend x\n    bind 127.0.0.1:{{ frontend_port }}\n    frobnicate\n")
+    result = harness("stack", "up", "--haproxy-config", str(template))
+    assert result.returncode == 2
+    assert "frobnicate" in result.stderr
+    assert no_stack_left()
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        (["--nodes", "0"], "nodes"),
+        (["--block-time", "-1"], "block_time_s"),
+        (["--fall", "0"], "health_check"),
+        (["--haproxy-config", "/no/such/template"], "haproxy_template"),
+    ],
+)
+def test_bad_stack_options_are_exit_2_naming_the_field(args: list[str], field: str) -> None:
+    result = harness("stack", "up", *args)
+    assert result.returncode == 2
+    assert field in result.stderr
+    assert "Traceback" not in result.stderr
+    assert no_stack_left()
+
+
+def test_unwritable_reports_dir_is_exit_2_before_anything_starts(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = harness("run", "--reports-dir", str(blocker / "reports"))
+    assert result.returncode == 2
+    assert "reports_dir" in result.stderr and "--reports-dir" in result.stderr
+    assert no_stack_left()
+
+
+def test_run_writes_a_result_and_a_summary(tmp_path: Path) -> None:
+    result = harness("run", "--reports-dir", str(tmp_path), "--block-time", "0.5")
+    assert result.returncode == 0, result.stderr + result.stdout
+    (run_dir,) = list(tmp_path.iterdir())
+    doc = json.loads((run_dir / "result.json").read_text())
+    assert doc["run_id"] == run_dir.name
+    assert doc["passed"] is True
+    assert doc["steady_state"]["ok"] is True
+    assert (run_dir / "summary.txt").read_text().startswith("PASS")
+    assert no_stack_left()

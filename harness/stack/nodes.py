@@ -70,19 +70,20 @@ class NodeAdapter:
                 "--quiet",
             ]  # fmt: skip
         elif self.kind == "geth":
-            p2p, auth = extra_ports
+            (auth,) = extra_ports
+            # --dev turns P2P off entirely; IPC would collide between instances.
             args = [
                 exe, "--dev", "--dev.period", str(max(1, round(block_time_s))),
                 "--datadir", str(data_dir), "--http", "--http.addr", "127.0.0.1",
                 "--http.port", str(port), "--http.api", "eth,net,web3,debug,txpool",
-                "--authrpc.port", str(auth), "--port", str(p2p), "--nodiscover",
-                "--maxpeers", "0", "--ipcdisable",
+                "--authrpc.port", str(auth), "--ipcdisable",
             ]  # fmt: skip
         elif self.kind == "erigon":
             p2p, auth, private_api, torrent = extra_ports
+            # HTTP is on by default; every other listener is moved to a port of our own.
             args = [
-                exe, "--chain", "dev", "--dev.period", str(max(1, round(block_time_s))),
-                "--datadir", str(data_dir), "--http", "--http.addr", "127.0.0.1",
+                exe, "--chain=dev", "--dev.period", str(max(1, round(block_time_s))),
+                "--datadir", str(data_dir), "--http.addr", "127.0.0.1",
                 "--http.port", str(port), "--http.api", "eth,erigon,net,web3,debug,txpool",
                 "--authrpc.port", str(auth), "--port", str(p2p), "--nodiscover",
                 "--private.api.addr", f"127.0.0.1:{private_api}",
@@ -90,12 +91,13 @@ class NodeAdapter:
             ]  # fmt: skip
         elif self.kind == "reth":
             p2p, auth = extra_ports
+            # reth binds its P2P listener even in --dev, so it gets a port of its own.
             args = [
                 exe, "node", "--dev", "--dev.block-time", f"{max(1, round(block_time_s))}s",
                 "--datadir", str(data_dir), "--http", "--http.addr", "127.0.0.1",
                 "--http.port", str(port), "--http.api", "eth,net,web3,debug,txpool",
-                "--authrpc.port", str(auth), "--port", str(p2p), "--disable-discovery",
-                "--ipcdisable",
+                "--authrpc.port", str(auth), "--port", str(p2p),
+                "--discovery.port", str(p2p), "--disable-discovery", "--ipcdisable",
             ]  # fmt: skip
         else:  # pragma: no cover - adapters are only built from ADAPTERS
             raise ConfigError("node", self.kind, f"choose one of: {', '.join(ADAPTERS)}")
@@ -122,14 +124,15 @@ ADAPTERS: dict[str, NodeAdapter] = {
         how_to_get="download a release from geth.ethereum.org/downloads or use the "
         "ethereum/client-go image, and put `geth` on PATH",
         health_check=HttpCheck(),
-        extra_ports=2,
+        extra_ports=1,
     ),
     "erigon": NodeAdapter(
         kind="erigon",
         binary_name="erigon",
         how_to_get="download a release from github.com/erigontech/erigon/releases or use the "
         "erigontech/erigon image, and put `erigon` on PATH",
-        # Erigon's own health endpoint knows about sync and head lag; eth_syncing does not.
+        # Erigon's own /health (always served on the HTTP port; 200 healthy, 500 not) knows
+        # about sync; eth_syncing answers 200 while syncing. No min_peer_count: dev has none.
         health_check=HttpCheck(
             method="GET",
             uri="/health",

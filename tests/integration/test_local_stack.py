@@ -142,7 +142,7 @@ def test_a_template_haproxy_rejects_fails_with_haproxys_words(tmp_path: Path) ->
     template = tmp_path / "bad.cfg.j2"
     template.write_text("global\n    no-such-keyword 1\n")
     stack = LocalStack(StackSpec(haproxy_template=template))
-    with pytest.raises(ConfigError, match="HAProxy rejects it.*no-such-keyword"):
+    with pytest.raises(ConfigError, match=r"HAProxy rejects it.*no-such-keyword"):
         stack.start()
     assert not stack.dir.exists()
 
@@ -157,9 +157,8 @@ def test_a_users_own_template_is_used(tmp_path: Path) -> None:
 
 
 def test_a_second_stack_with_the_same_name_is_refused() -> None:
-    with LocalStack(StackSpec(name="twin")):
-        with pytest.raises(StackError, match="already running"):
-            LocalStack(StackSpec(name="twin")).start()
+    with LocalStack(StackSpec(name="twin")), pytest.raises(StackError, match="already running"):
+        LocalStack(StackSpec(name="twin")).start()
 
 
 def _fast_checks():  # type: ignore[no-untyped-def]

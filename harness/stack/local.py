@@ -23,6 +23,14 @@ from pathlib import Path
 from harness.errors import ConfigError, StackError
 from harness.jsonrpc import RpcClient, RpcFailure
 from harness.stack import haproxy
+from harness.stack.isolation import (
+    NodeNetwork,
+    delete_netns,
+    mount_tmpfs,
+    netns_of_stack,
+    require_root,
+    unmount_all_under,
+)
 from harness.stack.model import ComponentState, Role, StackSpec, StackState
 from harness.stack.nodes import NodeAdapter, adapter
 from harness.stack.state import (
@@ -99,6 +107,10 @@ class LocalStack:
         started_ns = time.monotonic_ns()
         self.adapter.binary()  # a missing binary fails before anything is created
         haproxy.haproxy_binary()
+        if self.spec.isolation == "netns":
+            require_root("isolation", "netns")
+        if self.spec.data_dir_size_mb is not None:
+            require_root("data_dir_size_mb", self.spec.data_dir_size_mb)
         self.reaped = reap_stale_stacks()
         for line in self.reaped:
             log.warning("removed leftover of an earlier run: %s", line)
@@ -128,6 +140,9 @@ class LocalStack:
             self._supervisor.stop(timeout_s=3.0, first=[BALANCER])
             self._supervisor = None
         if self.dir.exists() and self._owns_dir():
+            unmount_all_under(self.dir)
+            for netns in netns_of_stack(self.spec.name):
+                delete_netns(netns)
             shutil.rmtree(self.dir, ignore_errors=True)
 
     def _owns_dir(self) -> bool:
@@ -180,16 +195,29 @@ class LocalStack:
         self._identities = {}
         self._write_state_file(None)
         components: list[ComponentState] = []
+        self._networks: dict[str, NodeNetwork] = {}
         for index in range(spec.nodes):
             name = node_name(index)
             data_dir = self.dir / "nodes" / name / "data"
             data_dir.mkdir(parents=True, exist_ok=True)
+            if spec.data_dir_size_mb is not None:
+                mount_tmpfs(data_dir, spec.data_dir_size_mb)
             role: Role = "primary" if index == 0 else "backup"
-            components.append(
-                ComponentState(
-                    name, spec.node_kind, role, None, LOOPBACK, free_port(), str(data_dir)
-                )
+            node = ComponentState(
+                name, spec.node_kind, role, None, LOOPBACK, free_port(), str(data_dir)
             )
+            if spec.isolation == "netns":
+                network = NodeNetwork.plan(spec.name, index)
+                network.create()
+                self._networks[name] = network
+                node = replace(
+                    node,
+                    host=network.node_address,
+                    netns=network.netns,
+                    ifname=network.node_ifname,
+                    host_ifname=network.host_ifname,
+                )
+            components.append(node)
         components.append(
             ComponentState(BALANCER, "haproxy", "balancer", None, LOOPBACK, frontend_port)
         )
@@ -230,11 +258,14 @@ class LocalStack:
             assert c.data_dir is not None
             argv = self.adapter.command(
                 port=c.port,
+                host=c.host,
                 data_dir=Path(c.data_dir),
                 block_time_s=self.spec.block_time_s,
                 extra_ports=tuple(free_port() for _ in range(self.adapter.extra_ports)),
                 extra_args=self.spec.node_args,
             )
+            if c.name in self._networks:
+                argv = self._networks[c.name].wrap(argv)
             self._supervisor.add(c.name, argv, self.spec.restart)
         deadline = time.monotonic() + self.spec.ready_timeout_s
         for c in self._state.nodes:

@@ -57,6 +57,10 @@ class StackSpec:
     restart: RestartPolicy = field(default_factory=RestartPolicy)
     ready_timeout_s: float = 30.0
     max_head_lag_blocks: int = 5
+    # "loopback" (fast default) or "netns": each node in a network namespace of its own.
+    isolation: str = "loopback"
+    # Each node's data dir on a tmpfs of this size (MiB), so a disk fill is contained.
+    data_dir_size_mb: int | None = None
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("-", "").replace("_", "").isalnum():
@@ -78,6 +82,12 @@ class StackSpec:
             )
         if self.max_head_lag_blocks < 0:
             raise ConfigError("max_head_lag_blocks", self.max_head_lag_blocks, "must be >= 0")
+        if self.isolation not in ("loopback", "netns"):
+            raise ConfigError("isolation", self.isolation, "choose loopback or netns")
+        if self.data_dir_size_mb is not None and not 16 <= self.data_dir_size_mb <= 65536:
+            raise ConfigError(
+                "data_dir_size_mb", self.data_dir_size_mb, "choose 16 to 65536 MiB, or leave it off"
+            )
         if self.haproxy_template is not None and not self.haproxy_template.is_file():
             raise ConfigError(
                 "haproxy_template", str(self.haproxy_template), "no such file; give a readable path"
@@ -111,6 +121,8 @@ class ComponentState:
     port: int
     data_dir: str | None = None
     netns: str | None = None
+    ifname: str | None = None  # the node's end of its veth pair, inside ``netns``
+    host_ifname: str | None = None  # the host's end
     restarts: int = 0
 
     @property

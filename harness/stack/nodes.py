@@ -53,15 +53,16 @@ class NodeAdapter:
         *,
         port: int,
         data_dir: Path,
+        host: str = "127.0.0.1",
         block_time_s: float,
         extra_ports: tuple[int, ...],
         extra_args: tuple[str, ...],
     ) -> list[str]:
-        """The argument list that starts this node listening on 127.0.0.1:``port``."""
+        """The argument list that starts this node listening on ``host``:``port``."""
         exe = str(self.binary())
         if self.kind == "anvil":
             args = [
-                exe, "--host", "127.0.0.1", "--port", str(port),
+                exe, "--host", host, "--port", str(port),
                 "--block-time", _seconds(block_time_s),
                 "--chain-id", "31337", "--accounts", "10",
                 # The state file makes a restarted node resume near its old head, as a real
@@ -74,7 +75,7 @@ class NodeAdapter:
             # --dev turns P2P off entirely; IPC would collide between instances.
             args = [
                 exe, "--dev", "--dev.period", str(max(1, round(block_time_s))),
-                "--datadir", str(data_dir), "--http", "--http.addr", "127.0.0.1",
+                "--datadir", str(data_dir), "--http", "--http.addr", host,
                 "--http.port", str(port), "--http.api", "eth,net,web3,debug,txpool",
                 "--authrpc.port", str(auth), "--ipcdisable",
             ]  # fmt: skip
@@ -83,10 +84,10 @@ class NodeAdapter:
             # HTTP is on by default; every other listener is moved to a port of our own.
             args = [
                 exe, "--chain=dev", "--dev.period", str(max(1, round(block_time_s))),
-                "--datadir", str(data_dir), "--http.addr", "127.0.0.1",
+                "--datadir", str(data_dir), "--http.addr", host,
                 "--http.port", str(port), "--http.api", "eth,erigon,net,web3,debug,txpool",
                 "--authrpc.port", str(auth), "--port", str(p2p), "--nodiscover",
-                "--private.api.addr", f"127.0.0.1:{private_api}",
+                "--private.api.addr", f"{host}:{private_api}",
                 "--torrent.port", str(torrent), "--maxpeers", "0",
             ]  # fmt: skip
         elif self.kind == "reth":
@@ -94,7 +95,7 @@ class NodeAdapter:
             # reth binds its P2P listener even in --dev, so it gets a port of its own.
             args = [
                 exe, "node", "--dev", "--dev.block-time", f"{max(1, round(block_time_s))}s",
-                "--datadir", str(data_dir), "--http", "--http.addr", "127.0.0.1",
+                "--datadir", str(data_dir), "--http", "--http.addr", host,
                 "--http.port", str(port), "--http.api", "eth,net,web3,debug,txpool",
                 "--authrpc.port", str(auth), "--port", str(p2p),
                 "--discovery.port", str(p2p), "--disable-discovery", "--ipcdisable",

@@ -22,6 +22,7 @@ from typing import Any
 import psutil
 
 from harness.errors import StackError
+from harness.stack.isolation import delete_netns, netns_of_stack, unmount_all_under
 from harness.stack.model import StackState
 
 log = logging.getLogger(__name__)
@@ -166,14 +167,23 @@ def reap_stale_stacks(include_live: bool = False) -> list[str]:
         try:
             state = read_state(directory)
         except StackError:
-            shutil.rmtree(directory, ignore_errors=True)
-            removed.append(f"stack dir {directory} (unreadable state)")
+            removed.extend(_remove_stack_dir(directory))
             continue
         if state.owner.alive() and not include_live:
             continue
         for name, proc in state.processes.items():
             if proc.kill():
                 removed.append(f"process {name} (pid {proc.pid}) of stack {directory.name!r}")
-        shutil.rmtree(directory, ignore_errors=True)
-        removed.append(f"stack dir {directory}")
+        removed.extend(_remove_stack_dir(directory))
+    return removed
+
+
+def _remove_stack_dir(directory: Path) -> list[str]:
+    """Unmount its data dirs, delete its namespaces, remove the directory; say what went."""
+    removed = [f"mount {point}" for point in unmount_all_under(directory)]
+    for netns in netns_of_stack(directory.name):
+        if delete_netns(netns):
+            removed.append(f"network namespace {netns}")
+    shutil.rmtree(directory, ignore_errors=True)
+    removed.append(f"stack dir {directory}")
     return removed

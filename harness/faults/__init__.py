@@ -1,0 +1,28 @@
+"""Faults: every one a context manager that is ledgered, verified, timed and always undone."""
+
+from harness.faults import network, resources
+from harness.faults.fault import Fault, FaultIneffective, FaultRecord, FaultUnavailable
+from harness.faults.ledger import Ledger, replay_open_records
+from harness.faults.process import Kill, Pause, Restart, Terminate
+from harness.faults.registry import FAULTS, make_fault, parameters, register
+
+for _cls in (Kill, Terminate, Pause, Restart):
+    register(_cls)
+
+__all__ = [
+    "FAULTS",
+    "Fault",
+    "FaultIneffective",
+    "FaultRecord",
+    "FaultUnavailable",
+    "Kill",
+    "Ledger",
+    "Pause",
+    "Restart",
+    "Terminate",
+    "make_fault",
+    "network",
+    "parameters",
+    "replay_open_records",
+    "resources",
+]

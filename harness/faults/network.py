@@ -1,0 +1,3 @@
+"""network faults (being written)."""
+
+__all__: list[str] = []

@@ -1,0 +1,161 @@
+"""Process faults: kill (SIGKILL), terminate (SIGTERM with grace), pause (SIGSTOP/SIGCONT),
+restart. The supervisor's restart is part of what is measured: these faults never bypass it.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import psutil
+
+from harness.errors import ConfigError
+from harness.faults.fault import Fault, FaultIneffective, wait_until
+from harness.faults.undo import UndoOp
+from harness.stack.model import ComponentState
+from harness.stack.state import ProcessIdentity
+
+ALL_ROLES = ("primary", "backup", "balancer")
+
+
+def _identity(component: ComponentState) -> ProcessIdentity:
+    if component.pid is None:
+        raise FaultIneffective(
+            f"fault ineffective: {component.name} has no running process to signal "
+            "(it is down or being restarted)"
+        )
+    try:
+        return ProcessIdentity.of(component.pid)
+    except psutil.Error as exc:
+        raise FaultIneffective(f"fault ineffective: {component.name} is gone: {exc}") from exc
+
+
+def _wait_all(
+    procs: list[ProcessIdentity],
+    predicate: Callable[[ProcessIdentity], bool],
+    timeout_s: float,
+    what: str,
+) -> None:
+    for proc in procs:
+        wait_until(functools.partial(predicate, proc), timeout_s, what.format(pid=proc.pid))
+
+
+def _gone(proc: ProcessIdentity) -> bool:
+    return not proc.alive()
+
+
+def _stopped(proc: ProcessIdentity) -> bool:
+    return _status(proc) == psutil.STATUS_STOPPED
+
+
+def _running(proc: ProcessIdentity) -> bool:
+    return _status(proc) != psutil.STATUS_STOPPED
+
+
+def _status(identity: ProcessIdentity) -> str | None:
+    """The kernel's status of this very process, or None if it is gone."""
+    if not identity.alive():
+        return None
+    try:
+        return str(psutil.Process(identity.pid).status())
+    except psutil.Error:
+        return None
+
+
+@dataclass
+class _Signal(Fault):
+    roles: ClassVar[tuple[str, ...]] = ALL_ROLES
+    mechanism_name: ClassVar[str] = "signal"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.mechanism = self.mechanism_name
+        self._procs: list[ProcessIdentity] = []
+
+    def _send(self, targets: tuple[ComponentState, ...], sig: signal.Signals) -> None:
+        self._procs = [_identity(t) for t in targets]
+        for proc in self._procs:
+            os.kill(proc.pid, sig)
+
+
+@dataclass
+class Kill(_Signal):
+    """SIGKILL: the process dies at once; the supervisor restarts it after its delay."""
+
+    kind: ClassVar[str] = "kill"
+    mechanism_name: ClassVar[str] = "SIGKILL"
+
+    def plan(self, targets: tuple[ComponentState, ...]) -> list[UndoOp]:
+        return []  # nothing to undo: the supervisor brings the process back
+
+    def apply(self, targets: tuple[ComponentState, ...]) -> None:
+        self._send(targets, signal.SIGKILL)
+
+    def verify_applied(self, targets: tuple[ComponentState, ...]) -> None:
+        _wait_all(self._procs, _gone, 2.0, "pid {pid} survived SIGKILL")
+
+
+@dataclass
+class Terminate(_Signal):
+    """SIGTERM, then SIGKILL if the process has not exited after ``grace_s``."""
+
+    kind: ClassVar[str] = "terminate"
+    mechanism_name: ClassVar[str] = "SIGTERM"
+    grace_s: float = 5.0
+
+    def validate(self) -> None:
+        if not 0 <= self.grace_s <= 300:
+            raise ConfigError("grace_s", self.grace_s, "choose 0 to 300 seconds")
+
+    def params(self) -> dict[str, Any]:
+        return {"grace_s": self.grace_s}
+
+    def plan(self, targets: tuple[ComponentState, ...]) -> list[UndoOp]:
+        return []
+
+    def apply(self, targets: tuple[ComponentState, ...]) -> None:
+        self._send(targets, signal.SIGTERM)
+
+    def verify_applied(self, targets: tuple[ComponentState, ...]) -> None:
+        try:
+            _wait_all(self._procs, _gone, self.grace_s, "pid {pid} survived SIGTERM")
+        except FaultIneffective:
+            self.mechanism = "SIGTERM+SIGKILL"
+            for proc in self._procs:
+                proc.kill(timeout_s=0)
+            _wait_all(self._procs, _gone, 2.0, "pid {pid} survived SIGKILL")
+
+
+@dataclass
+class Restart(Terminate):
+    """A graceful restart: SIGTERM (with grace), and the supervisor starts it again."""
+
+    kind: ClassVar[str] = "restart"
+
+
+@dataclass
+class Pause(_Signal):
+    """SIGSTOP for the block, SIGCONT after: the process hangs with its sockets open."""
+
+    kind: ClassVar[str] = "pause"
+    mechanism_name: ClassVar[str] = "SIGSTOP"
+
+    def plan(self, targets: tuple[ComponentState, ...]) -> list[UndoOp]:
+        ops = []
+        for t in targets:
+            proc = _identity(t)
+            ops.append({"op": "sigcont", "name": t.name, **proc.__dict__})
+        return ops
+
+    def apply(self, targets: tuple[ComponentState, ...]) -> None:
+        self._send(targets, signal.SIGSTOP)
+
+    def verify_applied(self, targets: tuple[ComponentState, ...]) -> None:
+        _wait_all(self._procs, _stopped, 2.0, "pid {pid} is not stopped after SIGSTOP")
+
+    def verify_reverted(self, targets: tuple[ComponentState, ...]) -> None:
+        _wait_all(self._procs, _running, 2.0, "pid {pid} is still stopped after SIGCONT")

@@ -1,0 +1,3 @@
+"""resources faults (being written)."""
+
+__all__: list[str] = []

@@ -9,7 +9,9 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import signal
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,13 +22,16 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness import experiment
-from harness.errors import HarnessError
+from harness.cleanup import cleanup_leftovers
+from harness.errors import ConfigError, HarnessError
+from harness.faults import FAULTS, make_fault, parameters
 from harness.jsonrpc import RpcClient, RpcFailure
 from harness.stack import daemon
 from harness.stack.haproxy import RuntimeApi
 from harness.stack.model import HealthCheck, RestartPolicy, StackSpec, StackState
 from harness.stack.nodes import ADAPTERS
-from harness.stack.state import reap_stale_stacks, running_stack
+from harness.stack.state import AttachedStack, running_stack
+from harness.units import parse_duration_s
 
 console = Console(highlight=False, markup=False)
 err_console = Console(stderr=True, highlight=False)
@@ -83,6 +88,18 @@ def stack_options(fn: F) -> F:
             "--restart-delay", type=float, default=0.5, show_default=True, help="Seconds."
         ),
         click.option("--restart-backoff", type=float, default=2.0, show_default=True),
+        click.option(
+            "--isolation",
+            type=click.Choice(["loopback", "netns"]),
+            default="loopback",
+            show_default=True,
+            help="netns: each node in a network namespace of its own (root; network faults).",
+        ),
+        click.option(
+            "--data-dir-size-mb",
+            type=int,
+            help="Each node's data dir on a tmpfs of this size (root; disk fill faults).",
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -100,6 +117,8 @@ def spec_from_options(opts: dict[str, Any]) -> StackSpec:
         frontend_port=opts["frontend_port"],
         health_check=HealthCheck(opts["check_inter_ms"], opts["fall"], opts["rise"]),
         restart=RestartPolicy(delay_s=opts["restart_delay"], backoff=opts["restart_backoff"]),
+        isolation=opts["isolation"],
+        data_dir_size_mb=opts["data_dir_size_mb"],
     )
 
 
@@ -125,7 +144,8 @@ def stack() -> None:
 def stack_up(as_json: bool, **opts: Any) -> None:
     """Start a stack in the background; returns when it is ready."""
     spec = spec_from_options(opts)
-    state, ready_s, reaped = daemon.start_detached(spec)
+    reaped = cleanup_leftovers()
+    state, ready_s, _ = daemon.start_detached(spec)
     if as_json:
         click.echo(json.dumps({"ready_s": ready_s, "reaped": reaped, **state.to_dict()}, indent=2))
         return
@@ -207,15 +227,15 @@ def stack_down(name: str) -> None:
         console.print(f"stack {name} stopped")
     else:
         console.print(f"no stack named {name!r} is running")
-    for line in reap_stale_stacks():
+    for line in cleanup_leftovers():
         console.print(f"removed leftover: {line}")
 
 
 @main.command()
 @handles_errors
 def cleanup() -> None:
-    """Remove whatever a killed run left behind: processes, state dirs."""
-    removed = reap_stale_stacks()
+    """Undo and remove whatever a killed run left behind: faults, processes, state."""
+    removed = cleanup_leftovers()
     for line in removed:
         console.print(f"removed: {line}")
     console.print(f"cleanup: {len(removed)} leftover(s) removed")
@@ -236,3 +256,88 @@ def run_cmd(reports_dir: Path, **opts: Any) -> None:
     result = experiment.run(spec, reports_dir)
     console.print(experiment.summarize(result))
     sys.exit(0 if result.passed else 1)
+
+
+def _parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
+    params = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError("-p", pair, "write parameters as key=value, e.g. -p percent=30")
+        params[key.strip()] = value.strip()
+    return params
+
+
+class _Stopped(Exception):
+    pass
+
+
+def _raise_stopped(signum: int, frame: object) -> None:
+    raise _Stopped(signal.Signals(signum).name)
+
+
+@main.command("fault", context_settings={"show_default": True})
+@click.argument("kind", metavar="TYPE")
+@click.argument("target")
+@click.option("--for", "duration", default="30s", help="How long the fault holds (30s, 500ms).")
+@click.option("-p", "--param", "pairs", multiple=True, help="A fault parameter key=value.")
+@click.option("--seed", type=int, default=0, help="Seed for random targets.")
+@click.option("--name", default="default", help="The running stack to hit.")
+@handles_errors
+def fault_cmd(
+    kind: str, target: str, duration: str, pairs: tuple[str, ...], seed: int, name: str
+) -> None:
+    """Inject a fault of TYPE into TARGET of a running stack, hold it, undo it.
+
+    TARGET: primary, backup, haproxy, node-N, random, one, all, minority or a fraction.
+    `harness doctor` lists the types and which this host can run.
+    """
+    hold_s = parse_duration_s(duration, "--for")
+    stack = AttachedStack(name)
+    stack.state()  # fails now, with how to start one, if no such stack runs
+    fault = make_fault(kind, stack, target, seed, **_parse_params(pairs))
+    cleanup_leftovers()
+    # SIGTERM and Ctrl-C end the hold early; the fault is undone either way.
+    signal.signal(signal.SIGTERM, _raise_stopped)
+    signal.signal(signal.SIGINT, _raise_stopped)
+    stopped_by = None
+    with fault:
+        assert fault.record is not None
+        console.print(
+            f"{kind} on {', '.join(fault.record.targets)} in effect after "
+            f"{fault.record.apply_us:.0f} us ({fault.mechanism}); holding {hold_s:g}s"
+        )
+        try:
+            time.sleep(hold_s)
+        except _Stopped as exc:
+            stopped_by = str(exc)
+    assert fault.record is not None
+    ended = f" (ended early by {stopped_by})" if stopped_by else ""
+    console.print(f"{kind} reverted in {fault.record.revert_us:.0f} us{ended}")
+    click.echo(json.dumps(fault.record.to_dict()))
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+def doctor(as_json: bool) -> None:
+    """Which fault types this host can run, and why not."""
+    rows: list[dict[str, Any]] = []
+    for kind in sorted(FAULTS):
+        ok, why = FAULTS[kind].available()
+        rows.append(
+            {"fault": kind, "available": ok, "why_not": why, "params": sorted(parameters(kind))}
+        )
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title="fault capabilities of this host")
+    for column in ("fault", "available", "parameters", "why not"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row["fault"],
+            "yes" if row["available"] else "NO",
+            ", ".join(row["params"]),
+            row["why_not"],
+        )
+    console.print(table)

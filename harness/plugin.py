@@ -7,21 +7,23 @@ installed can ask for ``stack`` (one per session), ``fresh_stack`` (one per test
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 
 import pytest
 
+from harness.cleanup import cleanup_leftovers
 from harness.errors import ConfigError, HarnessError
+from harness.faults import Fault, make_fault
 from harness.stack.local import LocalStack
 from harness.stack.model import HealthCheck, StackSpec
 from harness.stack.nodes import ADAPTERS
-from harness.stack.state import reap_stale_stacks
 from harness.stack.steady import SteadyState, SteadyStateSpec, wait_for_steady_state
 
 BACKENDS = ("local",)
@@ -70,7 +72,7 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    for line in reap_stale_stacks():
+    for line in cleanup_leftovers():
         _finished.append(f"removed leftover of an earlier run: {line}")
 
 
@@ -156,6 +158,30 @@ def steady_stack(stack: LocalStack, steady_state_spec: SteadyStateSpec) -> Local
 def steady_state(steady_stack: LocalStack, steady_state_spec: SteadyStateSpec) -> SteadyState:
     """The steady-state check's result for the session stack (it holds)."""
     return wait_for_steady_state(steady_stack, steady_state_spec, timeout_s=30)
+
+
+FaultFactory = Callable[..., Fault]
+
+
+@pytest.fixture
+def inject(stack: LocalStack) -> Iterator[FaultFactory]:
+    """Build faults against the session stack: ``with inject("pause", "primary"): ...``.
+
+    Any fault still in effect when the test ends (a forgotten or failed block) is undone.
+    """
+    with contextlib.ExitStack() as undo:
+
+        def factory(kind: str, target: str = "primary", seed: int = 0, **params: object) -> Fault:
+            fault = make_fault(kind, stack, target, seed, **params)
+            undo.callback(_revert_if_active, fault)
+            return fault
+
+        yield factory
+
+
+def _revert_if_active(fault: Fault) -> None:
+    if fault.record is not None and fault.record.reverted_ns == 0:
+        fault.__exit__(None, None, None)
 
 
 @pytest.fixture(scope="session")

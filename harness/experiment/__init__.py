@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.cleanup import cleanup_leftovers
 from harness.report import RunDir
 from harness.stack.local import LocalStack
 from harness.stack.model import StackSpec
@@ -79,6 +80,7 @@ def summarize(result: ExperimentResult) -> str:
 def run(spec: ExperimentSpec, reports_dir: Path) -> ExperimentResult:
     """Run one experiment and write ``<reports_dir>/<run-id>/result.json`` and summary.txt."""
     run_dir = RunDir.create(reports_dir)
+    reaped = cleanup_leftovers()
     started = time.monotonic()
     started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     with LocalStack(spec.stack) as stack:
@@ -94,7 +96,7 @@ def run(spec: ExperimentSpec, reports_dir: Path) -> ExperimentResult:
             stack_ready_s=round(stack.ready_s, 3),
             stack=state.to_dict(),
             steady_state=_steady_doc(steady),
-            reaped=tuple(stack.reaped),
+            reaped=tuple(reaped + stack.reaped),
         )
     run_dir.write_result(result.to_dict())
     run_dir.write_summary(summarize(result))

@@ -11,11 +11,12 @@ from harness.stack.model import (
     StackState,
 )
 from harness.stack.nodes import ADAPTERS, adapter
-from harness.stack.state import reap_stale_stacks, running_stack, state_root
+from harness.stack.state import AttachedStack, reap_stale_stacks, running_stack, state_root
 from harness.stack.supervisor import ProcessEvent, Supervisor
 
 __all__ = [
     "ADAPTERS",
+    "AttachedStack",
     "ComponentState",
     "HealthCheck",
     "LocalStack",

@@ -187,3 +187,14 @@ def _remove_stack_dir(directory: Path) -> list[str]:
     shutil.rmtree(directory, ignore_errors=True)
     removed.append(f"stack dir {directory}")
     return removed
+
+
+@dataclass(frozen=True)
+class AttachedStack:
+    """A stack running in another process (``harness stack up``), seen through its state
+    file, which is re-read on every call: pids change when the supervisor restarts a node."""
+
+    name: str
+
+    def state(self) -> StackState:
+        return running_stack(self.name)

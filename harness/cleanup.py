@@ -1,0 +1,16 @@
+"""Cleanup of leftovers: what a killed harness left behind, found from state on disk.
+
+Faults first (resume paused processes, delete qdiscs and nft tables, remove fill files,
+stop stressors), then stacks (their processes, mounts, namespaces, state dirs). Run by
+``harness cleanup``, ``harness stack up``, ``harness run`` and every pytest session start.
+"""
+
+from __future__ import annotations
+
+from harness.faults.ledger import replay_open_records
+from harness.stack.state import reap_stale_stacks
+
+
+def cleanup_leftovers() -> list[str]:
+    """Revert and remove everything left by processes that no longer exist; say what."""
+    return replay_open_records() + reap_stale_stacks()

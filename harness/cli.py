@@ -25,7 +25,9 @@ from harness import experiment
 from harness.cleanup import cleanup_leftovers
 from harness.errors import ConfigError, HarnessError
 from harness.faults import FAULTS, make_fault, parameters
+from harness.faults.registry import fault_class
 from harness.jsonrpc import RpcClient, RpcFailure
+from harness.measure import SLO
 from harness.stack import daemon
 from harness.stack.haproxy import RuntimeApi
 from harness.stack.model import HealthCheck, RestartPolicy, StackSpec, StackState
@@ -241,21 +243,57 @@ def cleanup() -> None:
     console.print(f"cleanup: {len(removed)} leftover(s) removed")
 
 
-@main.command("run")
+@main.command("run", context_settings={"show_default": True})
 @stack_options
-@click.option(
-    "--reports-dir",
-    type=click.Path(path_type=Path),
-    default=Path("reports"),
-    show_default=True,
-)
+@click.option("--reports-dir", type=click.Path(path_type=Path), default=Path("reports"))
+@click.option("--fault", "fault_kind", default="kill", help="Fault type (see `harness doctor`).")
+@click.option("--target", default="primary", help="Fault target (primary, backup, node-N, ...).")
+@click.option("-p", "--param", "pairs", multiple=True, help="A fault parameter key=value.")
+@click.option("--baseline", default="3s", help="Probing before the fault.")
+@click.option("--hold", default="0s", help="How long the fault holds (0 for a kill).")
+@click.option("--settle", default="2s", help="Probing after recovery.")
+@click.option("--probe-interval-ms", type=float, default=20.0)
+@click.option("--slo", "slos", multiple=True, help="An SLO, e.g. 'outage_s <= 5' (repeat).")
+@click.option("--seed", type=int, default=0)
 @handles_errors
-def run_cmd(reports_dir: Path, **opts: Any) -> None:
-    """Run the main experiment and write reports/<run-id>/result.json and summary.txt."""
-    spec = experiment.ExperimentSpec(stack=spec_from_options(opts))
+def run_cmd(
+    reports_dir: Path,
+    fault_kind: str,
+    target: str,
+    pairs: tuple[str, ...],
+    baseline: str,
+    hold: str,
+    settle: str,
+    probe_interval_ms: float,
+    slos: tuple[str, ...],
+    seed: int,
+    **opts: Any,
+) -> None:
+    """Run the main chaos experiment: stack up, probes, baseline, fault, recovery, verdict.
+
+    Writes reports/<run-id>/result.json, summary.txt and probes.jsonl. Exit 0 if every
+    SLO held and the steady state held before and after, 1 if not, 2 on bad input.
+    """
+    spec = experiment.ExperimentSpec(
+        stack=spec_from_options(opts),
+        fault=fault_kind,
+        target=target,
+        fault_params=_parse_params(pairs),
+        seed=seed,
+        baseline_s=_duration_or_zero(baseline, "--baseline"),
+        hold_s=_duration_or_zero(hold, "--hold"),
+        settle_s=_duration_or_zero(settle, "--settle"),
+        probe_interval_s=probe_interval_ms / 1000,
+        slos=tuple(SLO.parse(s) for s in slos) or experiment.DEFAULT_SLOS,
+    )
+    fault_class(fault_kind)  # an unknown type fails before the stack starts
     result = experiment.run(spec, reports_dir)
-    console.print(experiment.summarize(result))
+    click.echo(experiment.summarize(result))
     sys.exit(0 if result.passed else 1)
+
+
+def _duration_or_zero(text: str, field: str) -> float:
+    return 0.0 if text.strip() in ("0", "0s") else parse_duration_s(text, field)
 
 
 def _parse_params(pairs: tuple[str, ...]) -> dict[str, str]:

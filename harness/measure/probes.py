@@ -1,0 +1,145 @@
+"""Probes: independent of any load, ask the frontend and every node for their head every
+few milliseconds, and read HAProxy's view of its servers, so outages, detection and
+recovery are measured rather than guessed.
+
+Each probe target has its own thread with a fixed schedule. A sample's latency is taken
+from its *intended* send time, so a probe that was held up by a stalled previous one
+still counts the stall (coordinated omission corrected). Samples are appended to a JSONL
+file as they come, so a killed run still leaves what it measured.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import IO
+
+from harness.jsonrpc import Outcome, RpcClient, RpcFailure
+from harness.stack.haproxy import RuntimeApi
+from harness.stack.model import Stack
+
+log = logging.getLogger(__name__)
+
+FRONTEND = "frontend"
+
+
+@dataclass(frozen=True)
+class ProbeSample:
+    """One probe: when it was due, how long until it was answered, and how."""
+
+    target: str  # "frontend" or a node name
+    intended_ns: int  # time.monotonic_ns() the probe was scheduled for
+    latency_us: float  # from intended_ns to the answer (or the failure)
+    outcome: str  # an Outcome value
+    head: int | None = None
+
+
+@dataclass(frozen=True)
+class ServerTransition:
+    """HAProxy changed its mind about a server (seen by polling the runtime API)."""
+
+    t_ns: int
+    server: str
+    status: str
+    check_status: str
+
+
+class Prober:
+    """Probes a stack until stopped; a context manager. Thread-safe sample lists."""
+
+    def __init__(
+        self,
+        stack: Stack,
+        interval_s: float = 0.02,
+        timeout_s: float = 0.5,
+        samples_path: Path | None = None,
+    ) -> None:
+        if not 0.001 <= interval_s <= 10:
+            raise ValueError(f"probe interval_s={interval_s} must be in [0.001, 10]")
+        self.stack = stack
+        self.interval_s = interval_s
+        self.timeout_s = timeout_s
+        self.samples: list[ProbeSample] = []
+        self.transitions: list[ServerTransition] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._out: IO[str] | None = open(samples_path, "a") if samples_path else None  # noqa: SIM115
+
+    def __enter__(self) -> Prober:
+        state = self.stack.state()
+        targets = [(FRONTEND, state.frontend_url)] + [(n.name, n.url) for n in state.nodes]
+        for name, url in targets:
+            thread = threading.Thread(target=self._probe_loop, args=(name, url), daemon=True)
+            self._threads.append(thread)
+        self._threads.append(
+            threading.Thread(target=self._haproxy_loop, args=(state.stats_socket,), daemon=True)
+        )
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(self.timeout_s + 2)
+        if self._out is not None:
+            self._out.close()
+            self._out = None
+
+    def _keep(self, item: ProbeSample | ServerTransition) -> None:
+        with self._lock:
+            if isinstance(item, ProbeSample):
+                self.samples.append(item)
+            else:
+                self.transitions.append(item)
+            if self._out is not None:
+                self._out.write(json.dumps({"type": type(item).__name__, **asdict(item)}) + "\n")
+
+    def _probe_loop(self, name: str, url: str) -> None:
+        interval_ns = int(self.interval_s * 1e9)
+        due = time.monotonic_ns()
+        with RpcClient(url, timeout_s=self.timeout_s) as client:
+            while not self._stop.is_set():
+                head: int | None = None
+                try:
+                    head = client.block_number()
+                    outcome = Outcome.OK.value
+                except RpcFailure as exc:
+                    outcome = exc.outcome.value
+                done = time.monotonic_ns()
+                latency_us = (done - due) / 1000
+                if outcome == Outcome.OK.value and latency_us > self.timeout_s * 1e6:
+                    # Answered, but later than a client sending at the intended time would
+                    # have waited: for that client it was a timeout (a stall, not a success).
+                    outcome = Outcome.TIMEOUT.value
+                self._keep(ProbeSample(name, due, latency_us, outcome, head))
+                due += interval_ns
+                # A probe that overran its slot is followed at once by the next one due,
+                # and every slot it overran is still measured from its intended time.
+                pause_s = (due - time.monotonic_ns()) / 1e9
+                if pause_s > 0 and self._stop.wait(pause_s):
+                    break
+
+    def _haproxy_loop(self, socket_path: str) -> None:
+        api = RuntimeApi(socket_path, timeout_s=self.timeout_s)
+        last: dict[str, str] = {}
+        while not self._stop.is_set():
+            try:
+                servers = api.servers()
+            except OSError:
+                servers = []
+            now = time.monotonic_ns()
+            for s in servers:
+                if last.get(s.server) != s.status:
+                    last[s.server] = s.status
+                    self._keep(ServerTransition(now, s.server, s.status, s.check_status))
+            self._stop.wait(self.interval_s / 2)
+
+    def snapshot(self) -> tuple[list[ProbeSample], list[ServerTransition]]:
+        with self._lock:
+            return list(self.samples), list(self.transitions)

@@ -4,7 +4,8 @@ recovery are measured rather than guessed.
 
 Each probe target has its own thread with a fixed schedule. A sample's latency is taken
 from its *intended* send time, so a probe that was held up by a stalled previous one
-still counts the stall (coordinated omission corrected). Samples are appended to a JSONL
+still counts the stall, and the slots a stall kept the probe from sending are recorded as
+the timeouts they would have been (coordinated omission corrected). Samples are appended to a JSONL
 file as they come, so a killed run still leaves what it measured.
 """
 
@@ -102,6 +103,7 @@ class Prober:
 
     def _probe_loop(self, name: str, url: str) -> None:
         interval_ns = int(self.interval_s * 1e9)
+        timeout_ns = int(self.timeout_s * 1e9)
         due = time.monotonic_ns()
         with RpcClient(url, timeout_s=self.timeout_s) as client:
             while not self._stop.is_set():
@@ -119,8 +121,12 @@ class Prober:
                     outcome = Outcome.TIMEOUT.value
                 self._keep(ProbeSample(name, due, latency_us, outcome, head))
                 due += interval_ns
-                # A probe that overran its slot is followed at once by the next one due,
-                # and every slot it overran is still measured from its intended time.
+                # Slots this probe's stall kept us from sending, and that are already more
+                # than a timeout in the past, would have timed out: record them so (the
+                # coordinated-omission correction) rather than send them late, one by one.
+                while due + timeout_ns <= done:
+                    self._keep(ProbeSample(name, due, timeout_ns / 1000, Outcome.TIMEOUT.value))
+                    due += interval_ns
                 pause_s = (due - time.monotonic_ns()) / 1e9
                 if pause_s > 0 and self._stop.wait(pause_s):
                     break

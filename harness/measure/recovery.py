@@ -3,10 +3,12 @@ fault: time to detect, client-visible outage, time to recover, availability per 
 
 Definitions (all from the fault's effective time, t0):
 - TTD: t0 to HAProxy first marking a faulted server DOWN (None if it never did).
-- client-visible outage: from the first failed frontend probe to the first successful one
-  after the last failure; 0 if no frontend probe failed.
+- client-visible outage: from the intended time of the first failed frontend probe to the
+  moment the first successful one after the last failure was *answered* (a probe sent
+  during a stall and answered just after it is not proof the service was up when sent);
+  0 if no frontend probe failed.
 - MTTR (service): t0 to the end of the client-visible outage, or 0 if there was none.
-- MTTR (component): t0 to the faulted node answering its own probe again and, if HAProxy
+- MTTR (component): t0 to the faulted node answering its own probe again (answered) and, if HAProxy
   had marked it DOWN, to HAProxy marking it UP again: back in rotation.
 """
 
@@ -62,6 +64,11 @@ class Recovery:
     failed_probes: int
 
 
+def answered_ns(sample: ProbeSample) -> int:
+    """When a probe's answer arrived (its intended time plus its latency)."""
+    return sample.intended_ns + int(sample.latency_us * 1000)
+
+
 def percentile(sorted_values: Sequence[float], pct: float) -> float | None:
     """Nearest-rank percentile of already sorted values; None for no values."""
     if not sorted_values:
@@ -107,7 +114,7 @@ def recovery(
             (s for s in frontend if s.intended_ns > last_fail.intended_ns and s.outcome == "ok"),
             None,
         )
-        end_ns = recovered.intended_ns if recovered else frontend[-1].intended_ns
+        end_ns = answered_ns(recovered) if recovered else answered_ns(frontend[-1])
         outage_s = (end_ns - first_fail.intended_ns) / 1e9
         outage_start_s: float | None = (first_fail.intended_ns - fault_ns) / 1e9
         mttr_service_s = (end_ns - fault_ns) / 1e9

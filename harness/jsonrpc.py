@@ -88,7 +88,7 @@ def parse_response(status: int, body: bytes, request_id: int) -> Any:
         raise RpcFailure(classify_http_status(status), f"HTTP {status}", status)
     try:
         doc = json.loads(body)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: absurdly nested JSON
         raise RpcFailure(Outcome.MALFORMED, f"body is not JSON: {body[:80]!r}") from exc
     if not isinstance(doc, dict):
         raise RpcFailure(Outcome.MALFORMED, f"body is not a JSON-RPC object: {body[:80]!r}")

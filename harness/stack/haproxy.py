@@ -42,9 +42,14 @@ def haproxy_binary() -> Path:
     return Path(found)
 
 
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "$": "\\$", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
 def _haproxy_quote(value: str) -> str:
-    """Quote a string as one HAProxy config word (double quotes, backslash escapes)."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """Quote a string as one HAProxy config word: double quotes, with the backslash, the
+    quote, ``$`` (HAProxy expands environment variables in double quotes) and line breaks
+    escaped, so the bytes HAProxy sends are the bytes given."""
+    return '"' + "".join(_ESCAPES.get(ch, ch) for ch in value) + '"'
 
 
 def render_config(

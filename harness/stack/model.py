@@ -76,7 +76,11 @@ class StackSpec:
         hc = self.health_check
         if not (100 <= hc.inter_ms <= 60_000 and 1 <= hc.fall <= 100 and 1 <= hc.rise <= 100):
             raise ConfigError("health_check", hc, "inter_ms must be 100-60000, fall and rise 1-100")
-        if self.restart.delay_s < 0 or self.restart.backoff < 1 or self.restart.max_delay_s < 0:
+        r = self.restart
+        finite = all(
+            math.isfinite(v) for v in (r.delay_s, r.backoff, r.max_delay_s, r.reset_after_s)
+        )
+        if not finite or r.delay_s < 0 or r.backoff < 1 or r.max_delay_s < 0:
             raise ConfigError(
                 "restart", self.restart, "delay_s and max_delay_s >= 0 and backoff >= 1"
             )

@@ -198,8 +198,8 @@ class Supervisor:
         child = SupervisedProcess(
             name, argv, policy, self.log_dir / f"{name}.log", self._record, env
         )
+        child.start()  # only a child that could be spawned is supervised
         self._children[name] = child
-        child.start()
         return child
 
     def child(self, name: str) -> SupervisedProcess:

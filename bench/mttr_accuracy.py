@@ -49,12 +49,10 @@ def main() -> None:
                 f"error {1000 * (found.outage_s - truth_s):+.1f} ms"
             )
     worst = max(abs(e) for e in errors)
-    print(
-        f"MTTR accuracy over {args.runs} pauses of {PAUSE_S:.3f}s, probes every {args.interval_ms:g} ms:"
-    )
-    print(
-        f"  median error {1000 * statistics.median(errors):+.1f} ms, worst |error| {1000 * worst:.1f} ms"
-    )
+    median_ms = 1000 * statistics.median(errors)
+    every = f"probes every {args.interval_ms:g} ms"
+    print(f"MTTR accuracy, {args.runs} pauses of {PAUSE_S:.3f}s, {every}:")
+    print(f"  median error {median_ms:+.1f} ms, worst |error| {1000 * worst:.1f} ms")
     print(f"  worst |error| / probe interval = {worst / interval_s:.2f} (target <= 2)")
 
 

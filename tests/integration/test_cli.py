@@ -128,6 +128,8 @@ def test_run_writes_a_result_and_a_summary(tmp_path: Path) -> None:
     doc = json.loads((run_dir / "result.json").read_text())
     assert doc["run_id"] == run_dir.name
     assert doc["passed"] is True
-    assert doc["steady_state"]["ok"] is True
+    assert doc["steady_state_before"]["ok"] is True
+    assert doc["steady_state_after"]["ok"] is True
+    assert doc["fault"]["kind"] == "kill" and doc["recovery"]["mttr_component_s"] is not None
     assert (run_dir / "summary.txt").read_text().startswith("PASS")
     assert no_stack_left()

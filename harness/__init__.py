@@ -6,6 +6,25 @@ What scenario files touch is re-exported here; everything else may change.
 from harness.errors import ConfigError, HarnessError, StackError, SteadyStateError
 from harness.experiment import ExperimentResult, ExperimentSpec
 from harness.experiment import run as run_experiment
+from harness.faults import (
+    Bandwidth,
+    CpuStress,
+    DiskFill,
+    Fault,
+    FaultIneffective,
+    FaultRecord,
+    FaultUnavailable,
+    Kill,
+    Latency,
+    Loss,
+    MemoryPressure,
+    Partition,
+    Pause,
+    Restart,
+    SyncStall,
+    Terminate,
+    make_fault,
+)
 from harness.jsonrpc import Outcome, RpcClient, RpcFailure
 from harness.stack import (
     HealthCheck,
@@ -23,13 +42,27 @@ from harness.stack.steady import (
 )
 
 __all__ = [
+    "Bandwidth",
     "ConfigError",
+    "CpuStress",
+    "DiskFill",
     "ExperimentResult",
     "ExperimentSpec",
+    "Fault",
+    "FaultIneffective",
+    "FaultRecord",
+    "FaultUnavailable",
     "HarnessError",
     "HealthCheck",
+    "Kill",
+    "Latency",
     "LocalStack",
+    "Loss",
+    "MemoryPressure",
     "Outcome",
+    "Partition",
+    "Pause",
+    "Restart",
     "RestartPolicy",
     "RpcClient",
     "RpcFailure",
@@ -40,7 +73,10 @@ __all__ = [
     "SteadyState",
     "SteadyStateError",
     "SteadyStateSpec",
+    "SyncStall",
+    "Terminate",
     "check_steady_state",
+    "make_fault",
     "run_experiment",
     "wait_for_steady_state",
 ]

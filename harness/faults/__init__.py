@@ -3,22 +3,43 @@
 from harness.faults import network, resources
 from harness.faults.fault import Fault, FaultIneffective, FaultRecord, FaultUnavailable
 from harness.faults.ledger import Ledger, replay_open_records
+from harness.faults.network import (
+    Bandwidth,
+    Corrupt,
+    Duplicate,
+    Latency,
+    Loss,
+    Partition,
+    Reorder,
+)
 from harness.faults.process import Kill, Pause, Restart, Terminate
 from harness.faults.registry import FAULTS, make_fault, parameters, register
+from harness.faults.resources import CpuStress, DiskFill, MemoryPressure, SyncStall
 
 for _cls in (Kill, Terminate, Pause, Restart):
     register(_cls)
 
 __all__ = [
     "FAULTS",
+    "Bandwidth",
+    "Corrupt",
+    "CpuStress",
+    "DiskFill",
+    "Duplicate",
     "Fault",
     "FaultIneffective",
     "FaultRecord",
     "FaultUnavailable",
     "Kill",
+    "Latency",
     "Ledger",
+    "Loss",
+    "MemoryPressure",
+    "Partition",
     "Pause",
+    "Reorder",
     "Restart",
+    "SyncStall",
     "Terminate",
     "make_fault",
     "network",

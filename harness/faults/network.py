@@ -553,40 +553,39 @@ class Latency(_Netem):
         }
 
 
+@dataclass
+class _PercentNetem(_Netem):
+    """A netem fault with one knob: the share of packets it affects."""
+
+    netem_key: ClassVar[str]
+    percent: float = 1.0
+
+    def validate(self) -> None:
+        _check_percent(self.percent)
+
+    def params(self) -> dict[str, Any]:
+        return {"percent": self.percent}
+
+    def netem_options(self) -> dict[str, Any]:
+        return {self.netem_key: self.percent}
+
+
 @register
 @dataclass
-class Corrupt(_Netem):
+class Corrupt(_PercentNetem):
     """Flip a random bit in ``percent`` of the packets the node sends, via netem."""
 
     kind: ClassVar[str] = "corrupt"
-    percent: float = 1.0
-
-    def validate(self) -> None:
-        _check_percent(self.percent)
-
-    def params(self) -> dict[str, Any]:
-        return {"percent": self.percent}
-
-    def netem_options(self) -> dict[str, Any]:
-        return {"prob_corrupt": self.percent}
+    netem_key: ClassVar[str] = "prob_corrupt"
 
 
 @register
 @dataclass
-class Duplicate(_Netem):
+class Duplicate(_PercentNetem):
     """Send ``percent`` of the node's packets twice, via netem."""
 
     kind: ClassVar[str] = "duplicate"
-    percent: float = 1.0
-
-    def validate(self) -> None:
-        _check_percent(self.percent)
-
-    def params(self) -> dict[str, Any]:
-        return {"percent": self.percent}
-
-    def netem_options(self) -> dict[str, Any]:
-        return {"duplicate": self.percent}
+    netem_key: ClassVar[str] = "duplicate"
 
 
 @register

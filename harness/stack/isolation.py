@@ -18,6 +18,7 @@ from pathlib import Path
 from harness.errors import ConfigError, StackError
 
 NETNS_PREFIX = "hx-"
+NODE_IFNAME = "eth0"  # the node's end of its veth pair, inside its namespace
 
 
 def require_root(field: str, value: object) -> None:
@@ -51,7 +52,7 @@ class NodeNetwork:
         return cls(
             netns=f"{NETNS_PREFIX}{stack_name}-{index}",
             host_ifname=f"hx{tag}h{index}",
-            node_ifname="eth0",
+            node_ifname=NODE_IFNAME,
             host_address=f"10.213.{block}.{4 * index + 1}",
             node_address=f"10.213.{block}.{4 * index + 2}",
         )
@@ -88,6 +89,12 @@ def delete_netns(name: str) -> bool:
     """Delete a namespace (and with it its end of the veth pair). False if it was not there."""
     if not Path("/run/netns", name).exists():
         return False
+    # Deleting one end of a veth pair deletes both at once; left to the namespace's
+    # teardown, the host end lingers a moment and a stack of the same name restarted
+    # right away fails with "File exists".
+    subprocess.run(
+        ["ip", "-n", name, "link", "del", NODE_IFNAME], capture_output=True, timeout=15, check=False
+    )
     subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=15, check=False)
     return True
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from pathlib import Path
@@ -169,3 +170,12 @@ def _fast_checks():  # type: ignore[no-untyped-def]
 
 def _server_status(stack: LocalStack, name: str) -> str:
     return next(s.status for s in stack.runtime_api().servers() if s.server == name)
+
+
+def test_a_netns_stack_can_be_restarted_under_the_same_name_at_once() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("netns isolation needs root")
+    for _ in range(3):
+        with LocalStack(StackSpec(name="again", isolation="netns")) as stack:
+            assert all(n.netns for n in stack.state().nodes)
+    assert not any(Path("/run/netns").glob("hx-again-*"))

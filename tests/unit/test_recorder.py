@@ -1,0 +1,100 @@
+"""The recorder puts each sample in the phase it was due in and keeps exact-enough tails."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from harness.measure.recorder import Recorder
+
+S = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class Sample:
+    intended_ns: int
+    latency_us: float
+    method: str
+    outcome: str = "ok"
+
+
+def phases(summary: dict, name: str) -> dict:  # type: ignore[type-arg]
+    return next(p for p in summary["phases"] if p["phase"] == name)
+
+
+def test_samples_go_to_the_phase_of_their_intended_time_even_when_they_arrive_late() -> None:
+    recorder = Recorder()
+    recorder.begin_phase("baseline", 0)
+    recorder.begin_phase("fault", 10 * S)
+    # Due in the baseline, delivered only now that the fault phase has begun.
+    recorder.add([Sample(9 * S, 100.0, "eth_call"), Sample(11 * S, 2_000_000.0, "eth_call")])
+    summary = recorder.summary(end_ns=20 * S)
+    assert phases(summary, "baseline")["requests"] == 1
+    assert phases(summary, "fault")["max_us"] == pytest.approx(2_000_000, rel=1e-3)
+
+
+def test_percentiles_resolve_microseconds() -> None:
+    recorder = Recorder()
+    recorder.begin_phase("baseline", 0)
+    recorder.add([Sample(i, 100.0 + (i % 10), "eth_blockNumber") for i in range(1000)])
+    baseline = phases(recorder.summary(S), "baseline")
+    assert baseline["p50_us"] == 104.0
+    assert baseline["p99_us"] == 109.0
+
+
+def test_failures_are_counted_by_class_with_an_error_rate() -> None:
+    recorder = Recorder()
+    recorder.begin_phase("fault", 0)
+    recorder.add(
+        [Sample(1, 10.0, "eth_call")] * 6
+        + [Sample(2, 5.0, "eth_call", "http_503")] * 3
+        + [Sample(3, 5.0, "eth_getLogs", "rpc_header_not_found")]
+    )
+    fault = phases(recorder.summary(S), "fault")
+    assert fault["errors"] == {"http_503": 3, "rpc_header_not_found": 1}
+    assert fault["error_rate_pct"] == pytest.approx(40.0)
+    assert fault["methods"]["eth_call"]["failed"] == 3
+    assert fault["throughput_rps"] == pytest.approx(10.0)
+
+
+def test_samples_before_the_first_phase_are_counted_apart() -> None:
+    recorder = Recorder()
+    recorder.begin_phase("baseline", 5 * S)
+    recorder.add([Sample(1 * S, 1.0, "x"), Sample(6 * S, 1.0, "x")])
+    summary = recorder.summary(10 * S)
+    assert summary["before_first_phase"] == 1
+    assert phases(summary, "baseline")["requests"] == 1
+
+
+def test_a_phase_may_not_start_before_the_last_one() -> None:
+    recorder = Recorder()
+    recorder.begin_phase("fault", 10)
+    with pytest.raises(ValueError, match="starts before"):
+        recorder.begin_phase("baseline", 5)
+
+
+def test_the_timeline_has_one_bucket_per_second() -> None:
+    recorder = Recorder()
+    recorder.begin_phase("baseline", 0)
+    recorder.add(
+        [Sample(0, 1.0, "x"), Sample(S // 2, 3.0, "x", "timeout"), Sample(2 * S, 2.0, "x")]
+    )
+    assert recorder.summary(3 * S)["timeline"] == [
+        {"second": 0, "ok": 1, "failed": 1, "max_us": 3.0},
+        {"second": 2, "ok": 1, "failed": 0, "max_us": 2.0},
+    ]
+
+
+@given(st.lists(st.floats(1, 500_000_000), min_size=1, max_size=300))
+def test_p99_is_within_a_tenth_of_a_percent_of_the_exact_nearest_rank(
+    latencies: list[float],
+) -> None:
+    recorder = Recorder()
+    recorder.begin_phase("baseline", 0)
+    recorder.add([Sample(i, v, "x") for i, v in enumerate(latencies)])
+    measured = phases(recorder.summary(S), "baseline")["p99_us"]
+    exact = sorted(max(1, round(v)) for v in latencies)[max(0, -(-99 * len(latencies) // 100) - 1)]
+    assert measured == pytest.approx(exact, rel=1e-3, abs=1)

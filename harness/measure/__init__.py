@@ -2,7 +2,7 @@
 
 from harness.measure.probes import FRONTEND, Prober, ProbeSample, ServerTransition
 from harness.measure.recovery import Phase, PhaseStats, Recovery, phase_stats, recovery
-from harness.measure.slo import SLO, SLOResult, evaluate
+from harness.measure.slo import SLO, Safeguard, SLOResult, evaluate, load_spec_file
 
 __all__ = [
     "FRONTEND",
@@ -13,8 +13,10 @@ __all__ = [
     "Prober",
     "Recovery",
     "SLOResult",
+    "Safeguard",
     "ServerTransition",
     "evaluate",
+    "load_spec_file",
     "phase_stats",
     "recovery",
 ]

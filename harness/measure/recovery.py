@@ -163,3 +163,18 @@ def recovery(
         mttr_component_s=max(component_s) if component_s else None,
         failed_probes=len(failed),
     )
+
+
+def max_head_lag(
+    samples: Sequence[ProbeSample], nodes: Sequence[str], window_ns: int = 250_000_000
+) -> int | None:
+    """The largest spread of head blocks between nodes seen within one window of probes
+    (a node that did not answer in a window is not compared); None without two heads."""
+    wanted = set(nodes)
+    windows: dict[int, dict[str, int]] = {}
+    for s in samples:
+        if s.target in wanted and s.head is not None:
+            heads = windows.setdefault(s.intended_ns // window_ns, {})
+            heads[s.target] = max(heads.get(s.target, s.head), s.head)
+    spreads = [max(h.values()) - min(h.values()) for h in windows.values() if len(h) >= 2]
+    return max(spreads) if spreads else None

@@ -1,34 +1,60 @@
-"""SLOs: declared targets, evaluated against what a run measured, explained in one line.
+"""SLOs and safeguards: declared targets, judged against what a run measured, explained
+in one line a person understands at 3 a.m.
 
-An SLO is written the way people say it: ``outage_s <= 5``, ``availability_pct[fault] >= 99``,
-``p99_ms[baseline] <= 50``. Recovery metrics (ttd_s, outage_s, mttr_service_s,
-mttr_component_s) have no phase; probe metrics (availability_pct, p50_ms, p99_ms, max_ms)
-are per phase, measured on the frontend.
+SLOs are written the way people say them::
+
+    outage_s <= 5                         recovery metrics: no phase
+    availability_pct[fault] >= 99         per-phase metrics: phase in brackets
+    p99_ms[baseline:debug_traceCall] <= 500   latency of one method in one phase
+
+Recovery metrics (from the probes): ttd_s, outage_s, mttr_service_s, mttr_component_s,
+max_head_lag_blocks. Per-phase metrics: availability_pct (probes of the frontend);
+error_rate_pct, throughput_rps, p50_ms, p99_ms, p999_ms, max_ms (the load, when a run has
+load; else the frontend probes). Latency metrics may name a method.
+
+Safeguards stop a run early: ``error_rate_pct > 90 for 5s`` aborts when the load's error
+rate stays above 90% for five consecutive seconds.
+
+A spec file (TOML) holds both::
+
+    slos = ["p99_ms[baseline] <= 50", "outage_s <= 5"]
+    abort_if = ["error_rate_pct > 90 for 5s"]
 """
 
 from __future__ import annotations
 
 import math
 import re
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from harness.errors import ConfigError
 
-RECOVERY_METRICS = ("ttd_s", "outage_s", "mttr_service_s", "mttr_component_s")
-PHASE_METRICS = ("availability_pct", "p50_ms", "p99_ms", "max_ms")
+RECOVERY_METRICS = (
+    "ttd_s",
+    "outage_s",
+    "mttr_service_s",
+    "mttr_component_s",
+    "max_head_lag_blocks",
+)
+LATENCY_METRICS = ("p50_ms", "p99_ms", "p999_ms", "max_ms")
+PHASE_METRICS = ("availability_pct", "error_rate_pct", "throughput_rps", *LATENCY_METRICS)
 PHASES = ("baseline", "fault", "recovery")
-_SLO = re.compile(r"^\s*(\w+)\s*(?:\[(\w+)\])?\s*(<=|>=)\s*([-+0-9.eE]+)\s*$")
+_SLO = re.compile(r"^\s*(\w+)\s*(?:\[(\w+)(?::([\w.*-]+))?\])?\s*(<=|>=)\s*(\S+)\s*$")
+_SAFEGUARD = re.compile(r"^\s*error_rate_pct\s*>\s*(\S+)\s+for\s+(\S+?)s\s*$")
 
 
 @dataclass(frozen=True)
 class SLO:
-    """One objective: ``metric[phase] op target``."""
+    """One objective: ``metric[phase:method] op target``."""
 
     metric: str
     op: str
     target: float
     phase: str | None = None
+    method: str | None = None
 
     def __post_init__(self) -> None:
         known = RECOVERY_METRICS + PHASE_METRICS
@@ -48,8 +74,14 @@ class SLO:
             raise ConfigError(
                 f"slo {self.metric} phase", self.phase, "recovery metrics have no phase"
             )
-        if self.metric == "availability_pct" and self.target > 100:
-            raise ConfigError("slo target", self.target, "availability is a percentage <= 100")
+        if self.method is not None and self.metric not in (*LATENCY_METRICS, "error_rate_pct"):
+            raise ConfigError(
+                f"slo {self.metric} method",
+                self.method,
+                "only latency and error rate are per method",
+            )
+        if self.metric in ("availability_pct", "error_rate_pct") and self.target > 100:
+            raise ConfigError("slo target", self.target, f"{self.metric} is a percentage <= 100")
 
     @classmethod
     def parse(cls, text: str) -> SLO:
@@ -59,16 +91,87 @@ class SLO:
             raise ConfigError(
                 "slo", text, "write it as metric[phase] <= number, e.g. 'p99_ms[baseline] <= 50'"
             )
-        metric, phase, op, target = match.groups()
+        metric, phase, method, op, target = match.groups()
         try:
             value = float(target)
         except ValueError:
             raise ConfigError("slo target", target, "must be a number") from None
-        return cls(metric, op, value, phase)
+        return cls(metric, op, value, phase, method)
+
+    @property
+    def key(self) -> str:
+        """The name of the measurement it is judged on: ``metric[phase:method]``."""
+        if self.phase is None:
+            return self.metric
+        return f"{self.metric}[{self.phase}{':' + self.method if self.method else ''}]"
 
     def __str__(self) -> str:
-        where = f"[{self.phase}]" if self.phase else ""
-        return f"{self.metric}{where} {self.op} {self.target:g}"
+        return f"{self.key} {self.op} {self.target:g}"
+
+
+@dataclass(frozen=True)
+class Safeguard:
+    """Abort the run when the load's error rate stays above ``max_pct`` for ``for_s``."""
+
+    max_pct: float
+    for_s: float
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.max_pct < 100:
+            raise ConfigError(
+                "abort_if error_rate_pct", self.max_pct, "choose 0 to 100 (exclusive)"
+            )
+        if not 1 <= self.for_s <= 3600:
+            raise ConfigError("abort_if for", self.for_s, "choose 1 to 3600 seconds")
+
+    @classmethod
+    def parse(cls, text: str) -> Safeguard:
+        match = _SAFEGUARD.match(text)
+        if not match:
+            raise ConfigError("abort_if", text, "write it as 'error_rate_pct > 90 for 5s'")
+        try:
+            return cls(float(match.group(1)), float(match.group(2)))
+        except ValueError:
+            raise ConfigError(
+                "abort_if", text, "the bound and the duration must be numbers"
+            ) from None
+
+    def breached(self, timeline: list[dict[str, float]]) -> bool:
+        """True if the last ``for_s`` whole seconds of the timeline were all above the bound."""
+        window = int(self.for_s)
+        recent = timeline[-window - 1 : -1]  # the current second is still filling
+        if len(recent) < window or recent[0]["second"] != recent[-1]["second"] - window + 1:
+            return False
+        return all(
+            b["ok"] + b["failed"] > 0
+            and 100.0 * b["failed"] / (b["ok"] + b["failed"]) > self.max_pct
+            for b in recent
+        )
+
+    def __str__(self) -> str:
+        return f"error_rate_pct > {self.max_pct:g} for {self.for_s:g}s"
+
+
+def load_spec_file(path: Path) -> tuple[tuple[SLO, ...], tuple[Safeguard, ...]]:
+    """SLOs and safeguards from a TOML file (``slos = [...]``, ``abort_if = [...]``)."""
+    try:
+        doc = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError("slo file", str(path), f"cannot read it: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("slo file", str(path), f"not valid TOML: {exc}") from exc
+    unknown = sorted(set(doc) - {"slos", "abort_if"})
+    if unknown:
+        raise ConfigError("slo file key", unknown[0], "the file may hold only slos and abort_if")
+    for key in ("slos", "abort_if"):
+        if not isinstance(doc.get(key, []), list) or not all(
+            isinstance(x, str) for x in doc.get(key, [])
+        ):
+            raise ConfigError(f"slo file {key}", doc.get(key), "must be a list of strings")
+    return (
+        tuple(SLO.parse(s) for s in doc.get("slos", [])),
+        tuple(Safeguard.parse(s) for s in doc.get("abort_if", [])),
+    )
 
 
 @dataclass(frozen=True)
@@ -78,6 +181,7 @@ class SLOResult:
     slo: str
     metric: str
     phase: str | None
+    method: str | None
     target: float
     measured: float | None
     passed: bool
@@ -85,14 +189,13 @@ class SLOResult:
 
 
 def evaluate(slos: tuple[SLO, ...], measured: Mapping[str, float | None]) -> list[SLOResult]:
-    """Judge every SLO; ``measured`` maps ``metric`` or ``metric[phase]`` to a value."""
+    """Judge every SLO against ``measured``, keyed like `SLO.key`."""
     results = []
     for slo in slos:
-        key = f"{slo.metric}[{slo.phase}]" if slo.phase else slo.metric
-        value = measured.get(key)
+        value = measured.get(slo.key)
         if value is None or (isinstance(value, float) and math.isnan(value)):
             passed = False
-            message = f"{slo} not met: {key} was never measured (did the component recover?)"
+            message = f"{slo} not met: {slo.key} was never measured (did the component recover?)"
         else:
             passed = value <= slo.target if slo.op == "<=" else value >= slo.target
             if passed:
@@ -103,6 +206,8 @@ def evaluate(slos: tuple[SLO, ...], measured: Mapping[str, float | None]) -> lis
                 phase = f" in the {slo.phase} phase" if slo.phase else ""
                 message = f"{slo} broken{phase}: measured {value:.4g}, off by {excess:.4g}{rel}"
         results.append(
-            SLOResult(str(slo), slo.metric, slo.phase, slo.target, value, passed, message)
+            SLOResult(
+                str(slo), slo.metric, slo.phase, slo.method, slo.target, value, passed, message
+            )
         )
     return results

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -12,11 +14,14 @@ from harness.measure import (
     SLO,
     Phase,
     ProbeSample,
+    Safeguard,
     ServerTransition,
     evaluate,
+    load_spec_file,
     phase_stats,
     recovery,
 )
+from harness.measure.recovery import max_head_lag
 
 MS = 1_000_000  # ns
 
@@ -151,3 +156,60 @@ def test_an_slo_passes_exactly_when_its_comparison_holds(value: float, target: f
     (le,) = evaluate((SLO("outage_s", "<=", target),), {"outage_s": value})
     (ge,) = evaluate((SLO("outage_s", ">=", target),), {"outage_s": value})
     assert le.passed == (value <= target) and ge.passed == (value >= target)
+
+
+def test_head_lag_is_the_largest_spread_between_nodes_in_one_window() -> None:
+    samples = [
+        ProbeSample("node-0", 0, 1.0, "ok", 100),
+        ProbeSample("node-1", 10 * MS, 1.0, "ok", 98),
+        ProbeSample("node-0", 300 * MS, 1.0, "ok", 101),
+        ProbeSample("node-1", 310 * MS, 1.0, "ok", 95),  # restarted, behind
+        ProbeSample("node-1", 320 * MS, 1.0, "timeout", None),
+        ProbeSample(FRONTEND, 330 * MS, 1.0, "ok", 50),  # not a node
+    ]
+    assert max_head_lag(samples, ["node-0", "node-1"]) == 6
+
+
+def test_head_lag_is_unknown_with_only_one_node_answering() -> None:
+    assert max_head_lag([ProbeSample("node-0", 0, 1.0, "ok", 5)], ["node-0", "node-1"]) is None
+
+
+def test_a_method_slo_and_a_safeguard_parse() -> None:
+    slo = SLO.parse("p99_ms[baseline:debug_traceCall] <= 500")
+    assert (slo.phase, slo.method) == ("baseline", "debug_traceCall")
+    assert slo.key == "p99_ms[baseline:debug_traceCall]"
+    guard = Safeguard.parse("error_rate_pct > 90 for 5s")
+    assert (guard.max_pct, guard.for_s) == (90.0, 5.0)
+
+
+def test_a_safeguard_trips_only_after_enough_whole_bad_seconds() -> None:
+    guard = Safeguard(50, 2)
+    bad = [{"second": s, "ok": 1, "failed": 9} for s in range(5)]
+    assert guard.breached(bad)
+    assert not guard.breached(bad[:2])  # the last second is still filling
+    mixed = [*bad[:3], {"second": 3, "ok": 9, "failed": 1}, bad[4]]
+    assert not guard.breached(mixed)
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("availability_pct[fault:eth_call] >= 99", "slo availability_pct method"),
+        ("error_rate_pct[fault] <= 101", "slo target"),
+    ],
+)
+def test_per_method_slos_only_for_latency_and_errors(text: str, field: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        SLO.parse(text)
+    assert error.value.field == field
+
+
+def test_a_spec_file_holds_slos_and_safeguards(tmp_path: Path) -> None:
+    path = tmp_path / "slo.toml"
+    path.write_text('slos = ["outage_s <= 5"]\nabort_if = ["error_rate_pct > 90 for 5s"]\n')
+    slos, guards = load_spec_file(path)
+    assert [str(s) for s in slos] == ["outage_s <= 5"]
+    assert [str(g) for g in guards] == ["error_rate_pct > 90 for 5s"]
+    path.write_text('slo = ["outage_s <= 5"]\n')
+    with pytest.raises(ConfigError, match="only slos and abort_if"):
+        load_spec_file(path)

@@ -27,7 +27,8 @@ from harness.errors import ConfigError, HarnessError
 from harness.faults import FAULTS, make_fault, parameters
 from harness.faults.registry import fault_class
 from harness.jsonrpc import RpcClient, RpcFailure
-from harness.measure import SLO
+from harness.load.runner import LoadSpec
+from harness.measure import SLO, Safeguard, load_spec_file
 from harness.stack import daemon
 from harness.stack.haproxy import RuntimeApi
 from harness.stack.model import HealthCheck, RestartPolicy, StackSpec, StackState
@@ -254,7 +255,20 @@ def cleanup() -> None:
 @click.option("--settle", default="2s", help="Probing after recovery.")
 @click.option("--probe-interval-ms", type=float, default=20.0)
 @click.option("--slo", "slos", multiple=True, help="An SLO, e.g. 'outage_s <= 5' (repeat).")
+@click.option(
+    "--slo-file",
+    type=click.Path(path_type=Path),
+    help="A TOML file with slos = [...] and abort_if = [...].",
+)
+@click.option("--abort-if", "guards", multiple=True, help="e.g. 'error_rate_pct > 90 for 5s'.")
 @click.option("--seed", type=int, default=0)
+@click.option("--no-load", is_flag=True, help="Probes only, no Locust load.")
+@click.option("--load-profile", default="searcher", help="searcher, light, heavy, or a TOML file.")
+@click.option("--load-model", type=click.Choice(["open", "closed"]), default="open")
+@click.option("--rate", type=float, default=200.0, help="Open model: requests per second.")
+@click.option("--users", type=int, default=32, help="Locust users (open model: concurrency cap).")
+@click.option("--workers", type=int, default=1, help="Locust worker processes.")
+@click.option("--wait-ms", type=float, default=0.0, help="Closed model: think time per user.")
 @handles_errors
 def run_cmd(
     reports_dir: Path,
@@ -266,7 +280,16 @@ def run_cmd(
     settle: str,
     probe_interval_ms: float,
     slos: tuple[str, ...],
+    slo_file: Path | None,
+    guards: tuple[str, ...],
     seed: int,
+    no_load: bool,
+    load_profile: str,
+    load_model: str,
+    rate: float,
+    users: int,
+    workers: int,
+    wait_ms: float,
     **opts: Any,
 ) -> None:
     """Run the main chaos experiment: stack up, probes, baseline, fault, recovery, verdict.
@@ -274,6 +297,7 @@ def run_cmd(
     Writes reports/<run-id>/result.json, summary.txt and probes.jsonl. Exit 0 if every
     SLO held and the steady state held before and after, 1 if not, 2 on bad input.
     """
+    file_slos, file_guards = load_spec_file(slo_file) if slo_file else ((), ())
     spec = experiment.ExperimentSpec(
         stack=spec_from_options(opts),
         fault=fault_kind,
@@ -284,7 +308,19 @@ def run_cmd(
         hold_s=_duration_or_zero(hold, "--hold"),
         settle_s=_duration_or_zero(settle, "--settle"),
         probe_interval_s=probe_interval_ms / 1000,
-        slos=tuple(SLO.parse(s) for s in slos) or experiment.DEFAULT_SLOS,
+        slos=file_slos + tuple(SLO.parse(s) for s in slos) or experiment.DEFAULT_SLOS,
+        safeguards=file_guards + tuple(Safeguard.parse(g) for g in guards),
+        load=None
+        if no_load
+        else LoadSpec(
+            profile=load_profile,
+            model=load_model,
+            rate_per_s=rate,
+            users=users,
+            workers=workers,
+            wait_ms=wait_ms,
+            seed=seed,
+        ),
     )
     fault_class(fault_kind)  # an unknown type fails before the stack starts
     result = experiment.run(spec, reports_dir)

@@ -112,6 +112,14 @@ class Recorder:
                 bucket[1 if failed else 0] += 1
                 bucket[2] = max(bucket[2], s.latency_us)
 
+    def timeline(self) -> list[dict[str, float]]:
+        """Per second since the first phase: ok, failed, max latency (cheap; for safeguards)."""
+        with self._lock:
+            return [
+                {"second": sec, "ok": b[0], "failed": b[1], "max_us": b[2]}
+                for sec, b in sorted(self._seconds.items())
+            ]
+
     def summary(self, end_ns: int) -> dict[str, Any]:
         """Per phase: counts, error rate and classes, throughput, percentiles overall and
         per method; and the per-second timeline."""

@@ -1,0 +1,53 @@
+"""What an experiment runs: the stack, the fault, the load, the phases, the SLOs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.errors import ConfigError
+from harness.load.runner import LoadSpec
+from harness.measure import SLO, Safeguard
+from harness.stack.model import StackSpec
+from harness.stack.steady import SteadyStateSpec
+
+DEFAULT_SLOS = (
+    SLO.parse("availability_pct[baseline] >= 99.9"),
+    SLO.parse("error_rate_pct[baseline] <= 1"),
+    SLO.parse("p99_ms[baseline] <= 50"),
+    SLO.parse("outage_s <= 10"),
+    SLO.parse("mttr_component_s <= 30"),
+)
+# The main job's load: an open model (a fixed arrival rate, so a stall is counted in full)
+# at a rate this 2-core machine carries beside two nodes and HAProxy.
+DEFAULT_LOAD = LoadSpec(model="open", rate_per_s=200.0, users=32, workers=1)
+
+
+@dataclass(frozen=True)
+class ExperimentSpec:
+    """What to run: the stack, the fault, the load, the phases and the SLOs."""
+
+    stack: StackSpec = field(default_factory=StackSpec)
+    steady_state: SteadyStateSpec = field(default_factory=SteadyStateSpec)
+    fault: str = "kill"
+    target: str = "primary"
+    fault_params: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    load: LoadSpec | None = DEFAULT_LOAD
+    baseline_s: float = 3.0
+    hold_s: float = 0.0
+    recovery_timeout_s: float = 30.0
+    settle_s: float = 2.0
+    probe_interval_s: float = 0.02
+    slos: tuple[SLO, ...] = DEFAULT_SLOS
+    safeguards: tuple[Safeguard, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("baseline_s", "hold_s", "settle_s"):
+            value = getattr(self, name)
+            if not 0 <= value <= 3600:
+                raise ConfigError(name, value, "choose 0 to 3600 seconds")
+        if not 1 <= self.recovery_timeout_s <= 3600:
+            raise ConfigError("recovery_timeout_s", self.recovery_timeout_s, "choose 1 to 3600 s")
+        if not 0.001 <= self.probe_interval_s <= 1:
+            raise ConfigError("probe_interval_s", self.probe_interval_s, "choose 0.001 to 1 s")

@@ -1,0 +1,147 @@
+"""The harness's Locust user: JSON-RPC load with every sample timed from its intended send.
+
+Runs inside Locust worker processes (gevent), never in the pytest process. Configured by
+the runner through ``HARNESS_LOAD_*`` environment variables. Each worker process shares
+one `RequestFactory` among its users (gevent is single-threaded, so its nonce counter is
+safe) and appends every sample to ``<samples dir>/samples-<pid>.txt`` as
+
+    <intended_ns> <latency_us> <method label> <outcome>
+
+flushed every 100 ms, so the harness reads samples as they come and a killed run keeps
+what it measured. ``intended_ns`` is ``time.monotonic_ns()``: the harness's clock too.
+
+Two load models:
+- closed: Locust's own: a user sends, waits for the answer, thinks ``wait_ms``, sends again.
+- open: a constant arrival rate ``HARNESS_LOAD_RATE`` (req/s) shared by all users; each
+  user keeps a fixed schedule and a late request is measured from when it was due, so a
+  stall counts in full (coordinated omission corrected, as wrk2 does).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import gevent
+from locust import FastHttpUser, constant, events, task
+
+from harness.jsonrpc import classify_exception
+from harness.load.workload import RequestFactory, classify, load_profile, sample_context
+
+ENV = os.environ
+TARGET = ENV.get("HARNESS_LOAD_TARGET", "http://127.0.0.1:8545/")
+MODEL = ENV.get("HARNESS_LOAD_MODEL", "closed")
+RATE_PER_S = float(ENV.get("HARNESS_LOAD_RATE", "0") or 0)
+USERS_TOTAL = int(ENV.get("HARNESS_LOAD_USERS", "1"))
+WAIT_S = float(ENV.get("HARNESS_LOAD_WAIT_MS", "0")) / 1000
+SEED = int(ENV.get("HARNESS_LOAD_SEED", "0"))
+WORKER_INDEX = int(ENV.get("HARNESS_LOAD_WORKER_INDEX", "0"))
+SAMPLES_DIR = Path(ENV.get("HARNESS_LOAD_SAMPLES_DIR", "."))
+CONTRACT = ENV.get("HARNESS_LOAD_CONTRACT", "")
+ACCOUNTS = int(ENV.get("HARNESS_LOAD_ACCOUNTS", "10"))
+REFRESH_S = float(ENV.get("HARNESS_LOAD_REFRESH_S", "1.0"))
+TIMEOUT_S = float(ENV.get("HARNESS_LOAD_TIMEOUT_S", "5.0"))
+HEADERS = {"Content-Type": "application/json"}
+
+
+class _Process:
+    """What the users of one worker process share: the request factory and the sample file."""
+
+    factory: RequestFactory | None = None
+    lines: list[str] = []
+    out: Any = None
+
+    @classmethod
+    def start(cls) -> None:
+        if cls.factory is not None:
+            return
+        profile = load_profile(ENV.get("HARNESS_LOAD_PROFILE", "searcher"))
+        context = sample_context(TARGET, CONTRACT, accounts=ACCOUNTS)
+        # Account 0 is left to people; each worker signs from an account of its own, so
+        # their nonces never collide.
+        cls.factory = RequestFactory(
+            profile, context, seed=SEED * 1000 + WORKER_INDEX, account_index=1 + WORKER_INDEX
+        )
+        SAMPLES_DIR.mkdir(parents=True, exist_ok=True)
+        cls.out = open(SAMPLES_DIR / f"samples-{os.getpid()}.txt", "a")  # noqa: SIM115
+        gevent.spawn(cls._flush_forever)
+        gevent.spawn(cls._refresh_forever)
+
+    @classmethod
+    def _flush_forever(cls) -> None:
+        while True:
+            gevent.sleep(0.1)
+            cls.flush()
+
+    @classmethod
+    def flush(cls) -> None:
+        if cls.lines and cls.out is not None:
+            lines, cls.lines = cls.lines, []
+            cls.out.write("".join(lines))
+            cls.out.flush()
+
+    @classmethod
+    def _refresh_forever(cls) -> None:
+        """New head, new parameters: searchers re-read the chain every block."""
+        while True:
+            gevent.sleep(REFRESH_S)
+            try:
+                context = sample_context(TARGET, CONTRACT, accounts=ACCOUNTS)
+            except Exception:  # the target is down: keep the old parameters
+                continue
+            if cls.factory is not None:
+                cls.factory.update(context)
+
+
+def _on_quit(**_: Any) -> None:
+    _Process.flush()
+
+
+events.quitting.add_listener(_on_quit)  # type: ignore[no-untyped-call]
+
+
+class JsonRpcUser(FastHttpUser):
+    """A searcher bot: sends the profile's mix of JSON-RPC calls to the target."""
+
+    host = TARGET.rstrip("/")  # the request path "/" is added per request
+    network_timeout = TIMEOUT_S
+    connection_timeout = TIMEOUT_S
+    wait_time = constant(0)
+
+    def on_start(self) -> None:
+        _Process.start()
+        self._interval_ns = int(1e9 * USERS_TOTAL / RATE_PER_S) if MODEL == "open" else 0
+        # A random phase per user spreads the schedule instead of sending in lockstep.
+        self._due_ns = time.monotonic_ns() + random.randrange(max(1, self._interval_ns))
+
+    @task
+    def call(self) -> None:
+        factory = _Process.factory
+        assert factory is not None
+        if self._interval_ns:
+            wait_ns = self._due_ns - time.monotonic_ns()
+            if wait_ns > 0:
+                gevent.sleep(wait_ns / 1e9)
+            intended = self._due_ns
+            self._due_ns += self._interval_ns
+        else:
+            intended = time.monotonic_ns()
+        label, body = factory.next()
+        post = self.client.post
+        with post("/", data=body, headers=HEADERS, name=label, catch_response=True) as r:  # type: ignore[arg-type]
+            done = time.monotonic_ns()
+            error = getattr(r, "error", None)  # only a failed connection has one
+            if error is not None and not r.status_code:
+                outcome = classify_exception(error).value
+            else:
+                outcome = classify(r.status_code, r.content or b"", label == "batch")
+            if outcome == "ok":
+                r.success()
+            else:
+                r.failure(outcome)
+        _Process.lines.append(f"{intended} {(done - intended) / 1000:.1f} {label} {outcome}\n")
+        if WAIT_S and not self._interval_ns:
+            gevent.sleep(WAIT_S)

@@ -29,9 +29,14 @@ def _identity(component: ComponentState) -> ProcessIdentity:
             "(it is down or being restarted)"
         )
     try:
-        return ProcessIdentity.of(component.pid)
+        identity = ProcessIdentity.of(component.pid)
     except psutil.Error as exc:
         raise FaultIneffective(f"fault ineffective: {component.name} is gone: {exc}") from exc
+    if not identity.alive():  # a zombie: dead, not yet reaped by the supervisor
+        raise FaultIneffective(
+            f"fault ineffective: {component.name} (pid {component.pid}) is already dead"
+        )
+    return identity
 
 
 def _wait_all(
@@ -79,7 +84,12 @@ class _Signal(Fault):
     def _send(self, targets: tuple[ComponentState, ...], sig: signal.Signals) -> None:
         self._procs = [_identity(t) for t in targets]
         for proc in self._procs:
-            os.kill(proc.pid, sig)
+            try:
+                os.kill(proc.pid, sig)
+            except ProcessLookupError:
+                raise FaultIneffective(
+                    f"fault ineffective: pid {proc.pid} exited before it could be signalled"
+                ) from None
 
 
 @dataclass

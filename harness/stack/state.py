@@ -167,6 +167,7 @@ def reap_stale_stacks(include_live: bool = False) -> list[str]:
         try:
             state = read_state(directory)
         except StackError:
+            removed.extend(_kill_strays(directory))
             removed.extend(_remove_stack_dir(directory))
             continue
         if state.owner.alive() and not include_live:
@@ -174,7 +175,27 @@ def reap_stale_stacks(include_live: bool = False) -> list[str]:
         for name, proc in state.processes.items():
             if proc.kill():
                 removed.append(f"process {name} (pid {proc.pid}) of stack {directory.name!r}")
+        removed.extend(_kill_strays(directory))
         removed.extend(_remove_stack_dir(directory))
+    return removed
+
+
+def _kill_strays(directory: Path) -> list[str]:
+    """Stop processes whose command line names the stack's directory but that the state
+    file does not list: one the supervisor spawned in the instant before it could record
+    it (a restart racing the harness's death)."""
+    me = os.getpid()
+    needle = str(directory)
+    removed = []
+    for proc in psutil.process_iter(["pid", "cmdline", "name"]):
+        try:
+            cmdline = proc.info["cmdline"] or []
+            if proc.info["pid"] == me or not any(needle in part for part in cmdline):
+                continue
+            if ProcessIdentity.of(proc.info["pid"]).kill():
+                removed.append(f"stray process {proc.info['name']} (pid {proc.info['pid']})")
+        except psutil.Error:
+            continue
     return removed
 
 

@@ -139,3 +139,21 @@ def test_ctrl_c_in_a_pytest_session_tears_the_stack_down(tmp_path: Path) -> None
 def test_sigterm_to_a_pytest_session_tears_the_stack_down(tmp_path: Path) -> None:
     pids = _pytest_session_interrupted_by(signal.SIGTERM, tmp_path)
     assert not any(_alive(pid) for pid in pids)
+
+
+def test_cleanup_stops_a_process_of_the_stack_that_its_state_file_never_listed() -> None:
+    # As a node the supervisor restarted in the instant before the harness was killed.
+    victim, pids = _start_victim()
+    victim.kill()
+    victim.wait()
+    stack_dir = stacks_dir() / "victim"
+    stray = subprocess.Popen(["sh", "-c", "sleep 60", str(stack_dir / "nodes" / "node-0")])
+    try:
+        result = subprocess.run(
+            ["harness", "cleanup"], capture_output=True, text=True, timeout=60, check=False
+        )
+        assert f"stray process sh (pid {stray.pid})" in result.stdout
+        assert stray.wait(timeout=5) is not None
+    finally:
+        stray.kill()
+    assert not any(_alive(pid) for pid in pids)

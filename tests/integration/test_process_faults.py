@@ -196,3 +196,17 @@ def test_sigterm_ends_a_cli_fault_early_and_reverts_it() -> None:
         assert _status(node0["pid"]) != psutil.STATUS_STOPPED
     finally:
         subprocess.run(["harness", "stack", "down", "--name", "cliterm"], timeout=60)
+
+
+def test_a_fault_on_a_process_that_is_already_dead_is_ineffective() -> None:
+    from harness.faults.fault import FaultIneffective
+    from harness.faults.process import _identity
+    from harness.stack.model import ComponentState
+
+    child = subprocess.Popen(["sleep", "30"])
+    child.kill()
+    time.sleep(0.2)  # dead but not reaped: a zombie, as a node between death and restart
+    zombie = ComponentState("node-0", "anvil", "primary", child.pid, "127.0.0.1", 1)
+    with pytest.raises(FaultIneffective, match="already dead"):
+        _identity(zombie)
+    child.wait()

@@ -26,6 +26,8 @@ from harness.faults import (
     make_fault,
 )
 from harness.jsonrpc import Outcome, RpcClient, RpcFailure
+from harness.load import LoadSpec
+from harness.measure import SLO, Safeguard
 from harness.stack import (
     HealthCheck,
     LocalStack,
@@ -42,6 +44,7 @@ from harness.stack.steady import (
 )
 
 __all__ = [
+    "SLO",
     "Bandwidth",
     "ConfigError",
     "CpuStress",
@@ -56,6 +59,7 @@ __all__ = [
     "HealthCheck",
     "Kill",
     "Latency",
+    "LoadSpec",
     "LocalStack",
     "Loss",
     "MemoryPressure",
@@ -66,6 +70,7 @@ __all__ = [
     "RestartPolicy",
     "RpcClient",
     "RpcFailure",
+    "Safeguard",
     "Stack",
     "StackError",
     "StackSpec",

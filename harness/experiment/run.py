@@ -64,6 +64,28 @@ class ExperimentResult:
     def to_dict(self) -> dict[str, Any]:
         return {"schema": "harness.result/1", **asdict(self)}
 
+    def failures(self) -> list[str]:
+        """One sentence per thing that failed the run: broken SLOs, an abort, steady state."""
+        found = [v["message"] for v in self.slos if not v["passed"]]
+        if self.aborted:
+            found.append(f"run aborted: {self.aborted}")
+        for label, doc in (
+            ("before", self.steady_state_before),
+            ("after", self.steady_state_after),
+        ):
+            found += [
+                f"steady state {label} the fault: {c['name']}: {c['detail']}"
+                for c in doc["checks"]
+                if not c["ok"]
+            ]
+        return found
+
+    def assert_passed(self) -> None:
+        """Raise AssertionError whose first line says what broke (for pytest scenarios)."""
+        failures = self.failures()
+        if failures:
+            raise AssertionError("; ".join(failures) + f" (report: {self.run_dir}/summary.txt)")
+
 
 def _steady_doc(result: SteadyState) -> dict[str, Any]:
     return {

@@ -133,3 +133,33 @@ def test_run_writes_a_result_and_a_summary(tmp_path: Path) -> None:
     assert doc["fault"]["kind"] == "kill" and doc["recovery"]["mttr_component_s"] is not None
     assert (run_dir / "summary.txt").read_text().startswith("PASS")
     assert no_stack_left()
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        (["--load-profile", "whales"], "profile"),
+        (["--rate", "-5"], "rate_per_s"),
+        (["--slo", "p150_ms[baseline] <= 5"], "slo metric"),
+        (["--slo", "p99_ms <= 5"], "slo p99_ms phase"),
+        (["--abort-if", "errors > lots"], "abort_if"),
+        (["--fault", "meteor"], "fault"),
+        (["--baseline", "-1s"], "--baseline"),
+    ],
+)
+def test_bad_run_input_is_exit_2_naming_the_field_before_anything_starts(
+    args: list[str], field: str, tmp_path: Path
+) -> None:
+    result = harness("run", "--reports-dir", str(tmp_path), *args)
+    assert result.returncode == 2, result.stderr
+    assert field in result.stderr
+    assert "Traceback" not in result.stderr
+    assert no_stack_left()
+
+
+def test_a_profile_file_with_an_unknown_method_is_exit_2(tmp_path: Path) -> None:
+    profile = tmp_path / "mine.toml"
+    profile.write_text('name = "mine"\n[weights]\neth_call = 1\neth_mineGold = 2\n')
+    result = harness("run", "--reports-dir", str(tmp_path), "--load-profile", str(profile))
+    assert result.returncode == 2
+    assert "eth_mineGold" in result.stderr

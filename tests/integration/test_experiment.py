@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from harness import ExperimentSpec, StackSpec, run_experiment
+import pytest
+
+from harness import ExperimentSpec, LoadSpec, Safeguard, StackSpec, run_experiment
 from harness.measure import SLO
 from harness.stack import HealthCheck, RestartPolicy
 
@@ -53,3 +55,42 @@ def test_a_breached_slo_fails_the_run_and_says_which(tmp_path: Path) -> None:
     assert not by_slo["mttr_component_s <= 30"]["passed"]
     assert "never measured" in by_slo["mttr_component_s <= 30"]["message"]
     assert not result.passed
+
+
+def test_a_safeguard_aborts_the_run_and_the_fault_is_still_undone(tmp_path: Path) -> None:
+    # Every node killed and never restarted: HAProxy answers 503 to all of the load.
+    spec = ExperimentSpec(
+        stack=StackSpec(block_time_s=0.5, restart=RestartPolicy(enabled=False)),
+        fault="kill",
+        target="all",
+        hold_s=30,
+        baseline_s=1.0,
+        settle_s=0.0,
+        recovery_timeout_s=5,
+        load=LoadSpec(profile="light", rate_per_s=100, users=8, workers=1),
+        safeguards=(Safeguard.parse("error_rate_pct > 50 for 2s"),),
+    )
+    result = run_experiment(spec, tmp_path)
+    assert result.aborted == "safeguard tripped: error_rate_pct > 50 for 2s"
+    assert not result.passed
+    assert result.fault["reverted_s"] - result.fault["effective_s"] < 10, "the hold was cut short"
+    assert result.load is not None and result.load["phases"][1]["errors"]
+    with pytest.raises(AssertionError, match=r"^.*run aborted: safeguard tripped"):
+        result.assert_passed()
+    assert "ABORTED" in (Path(result.run_dir) / "summary.txt").read_text().splitlines()[0]
+
+
+def test_a_broken_slo_fails_a_scenario_with_one_line_saying_which(tmp_path: Path) -> None:
+    spec = ExperimentSpec(
+        stack=StackSpec(block_time_s=0.5, restart=RestartPolicy(delay_s=0.3)),
+        baseline_s=0.5,
+        settle_s=0.2,
+        load=None,
+        slos=(SLO.parse("outage_s <= 0"), SLO.parse("mttr_component_s <= 30")),
+    )
+    result = run_experiment(spec, tmp_path)
+    with pytest.raises(AssertionError) as failure:
+        result.assert_passed()
+    message = str(failure.value)
+    assert message.startswith("outage_s <= 0 broken: measured ")
+    assert "mttr_component_s" not in message

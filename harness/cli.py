@@ -11,7 +11,7 @@ import json
 import logging
 import signal
 import sys
-import time
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -103,6 +103,11 @@ def stack_options(fn: F) -> F:
             type=int,
             help="Each node's data dir on a tmpfs of this size (root; disk fill faults).",
         ),
+        click.option(
+            "--fault-proxy",
+            is_flag=True,
+            help="Put the JSON-RPC fault proxy between HAProxy and every node.",
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -122,6 +127,7 @@ def spec_from_options(opts: dict[str, Any]) -> StackSpec:
         restart=RestartPolicy(delay_s=opts["restart_delay"], backoff=opts["restart_backoff"]),
         isolation=opts["isolation"],
         data_dir_size_mb=opts["data_dir_size_mb"],
+        fault_proxy=opts["fault_proxy"],
     )
 
 
@@ -180,6 +186,9 @@ def status_doc(state: StackState) -> dict[str, Any]:
     components = []
     for c in state.components:
         doc: dict[str, Any] = dict(c.__dict__, url=c.url)
+        if c.role == "proxy":
+            components.append(doc)
+            continue
         target = state.frontend_url if c.role == "balancer" else c.url
         try:
             with RpcClient(target, timeout_s=1.0) as client:
@@ -342,14 +351,6 @@ def _parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
     return params
 
 
-class _Stopped(Exception):
-    pass
-
-
-def _raise_stopped(signum: int, frame: object) -> None:
-    raise _Stopped(signal.Signals(signum).name)
-
-
 @main.command("fault", context_settings={"show_default": True})
 @click.argument("kind", metavar="TYPE")
 @click.argument("target")
@@ -371,22 +372,26 @@ def fault_cmd(
     stack.state()  # fails now, with how to start one, if no such stack runs
     fault = make_fault(kind, stack, target, seed, **_parse_params(pairs))
     cleanup_leftovers()
-    # SIGTERM and Ctrl-C end the hold early; the fault is undone either way.
-    signal.signal(signal.SIGTERM, _raise_stopped)
-    signal.signal(signal.SIGINT, _raise_stopped)
-    stopped_by = None
+    # SIGTERM and Ctrl-C end the hold early; the fault is undone either way. The handler
+    # only sets an event: an exception raised from it could land inside the revert.
+    stopped = threading.Event()
+    stopped_by: list[str] = []
+
+    def stop(signum: int, frame: object) -> None:
+        stopped_by.append(signal.Signals(signum).name)
+        stopped.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     with fault:
         assert fault.record is not None
         console.print(
             f"{kind} on {', '.join(fault.record.targets)} in effect after "
             f"{fault.record.apply_us:.0f} us ({fault.mechanism}); holding {hold_s:g}s"
         )
-        try:
-            time.sleep(hold_s)
-        except _Stopped as exc:
-            stopped_by = str(exc)
+        stopped.wait(hold_s)
     assert fault.record is not None
-    ended = f" (ended early by {stopped_by})" if stopped_by else ""
+    ended = f" (ended early by {stopped_by[0]})" if stopped_by else ""
     console.print(f"{kind} reverted in {fault.record.revert_us:.0f} us{ended}")
     click.echo(json.dumps(fault.record.to_dict()))
 

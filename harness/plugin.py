@@ -47,6 +47,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--check-inter-ms", type=int, default=2000, help="HAProxy check interval. Default: 2000."
     )
     group.addoption("--reports-dir", default="reports", help="Where runs write reports.")
+    group.addoption(
+        "--isolation", default="loopback", help="loopback, or netns (a namespace per node)."
+    )
+    group.addoption(
+        "--fault-proxy", action="store_true", help="The JSON-RPC fault proxy before every node."
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -91,6 +97,8 @@ def _spec_from(config: pytest.Config) -> StackSpec:
         block_time_s=config.getoption("--block-time"),
         haproxy_template=Path(template) if template else None,
         health_check=HealthCheck(inter_ms=config.getoption("--check-inter-ms")),
+        isolation=config.getoption("--isolation"),
+        fault_proxy=config.getoption("--fault-proxy"),
     )
 
 

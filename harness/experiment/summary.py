@@ -32,7 +32,7 @@ def _restarts(events: list[dict[str, Any]]) -> list[str]:
 def summarize(result: ExperimentResult) -> str:
     exp, fault, rec, stack = result.experiment, result.fault, result.recovery, result.stack
     hc = stack["health_check"]
-    nodes = [c for c in stack["components"] if c["role"] != "balancer"]
+    nodes = [c for c in stack["components"] if c["role"] in ("primary", "backup")]
     load = result.load
     under = "load and probes" if load else "probes"
     verdict = "PASS" if result.passed else ("ABORTED" if result.aborted else "FAIL")

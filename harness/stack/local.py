@@ -15,8 +15,10 @@ import json
 import logging
 import shutil
 import socket
+import sys
 import threading
 import time
+import urllib.request
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -31,7 +33,7 @@ from harness.stack.isolation import (
     require_root,
     unmount_all_under,
 )
-from harness.stack.model import ComponentState, Role, StackSpec, StackState
+from harness.stack.model import NODE_ROLES, ComponentState, Role, StackSpec, StackState
 from harness.stack.nodes import NodeAdapter, adapter
 from harness.stack.state import (
     STATE_FILE,
@@ -47,6 +49,7 @@ log = logging.getLogger(__name__)
 
 LOOPBACK = "127.0.0.1"
 BALANCER = "haproxy"
+PROXY = "fault-proxy"
 
 
 def free_port(host: str = LOOPBACK) -> int:
@@ -218,6 +221,13 @@ class LocalStack:
                     host_ifname=network.host_ifname,
                 )
             components.append(node)
+        proxy_control_url = None
+        if spec.fault_proxy:
+            # HAProxy -> fault proxy (one listen port per node) -> node.
+            components = [replace(c, proxy_port=free_port()) for c in components]
+            control_port = free_port()
+            proxy_control_url = f"http://{LOOPBACK}:{control_port}/"
+            components.append(ComponentState(PROXY, PROXY, "proxy", None, LOOPBACK, control_port))
         components.append(
             ComponentState(BALANCER, "haproxy", "balancer", None, LOOPBACK, frontend_port)
         )
@@ -232,6 +242,7 @@ class LocalStack:
             health_check=spec.health_check,
             block_time_s=spec.block_time_s,
             components=tuple(components),
+            proxy_control_url=proxy_control_url,
         )
         config = haproxy.render_config(
             template=spec.haproxy_template,
@@ -240,9 +251,14 @@ class LocalStack:
             stats_port=stats_port,
             stats_socket=self.dir / "haproxy.sock",
             servers=[
-                haproxy.ServerEntry(c.name, c.host, c.port, backup=c.role == "backup")
+                haproxy.ServerEntry(
+                    c.name,
+                    LOOPBACK if c.proxy_port else c.host,
+                    c.proxy_port or c.port,
+                    backup=c.role == "backup",
+                )
                 for c in components
-                if c.role != "balancer"
+                if c.role in NODE_ROLES
             ],
             check=self.adapter.health_check,
             health=spec.health_check,
@@ -270,7 +286,26 @@ class LocalStack:
         deadline = time.monotonic() + self.spec.ready_timeout_s
         for c in self._state.nodes:
             self._wait_answering(c, deadline)
+        if self._state.proxy_control_url:
+            self._launch_proxy(deadline)
         self._supervisor.add(BALANCER, haproxy.command(self.dir / "haproxy.cfg"), self.spec.restart)
+
+    def _launch_proxy(self, deadline: float) -> None:
+        assert self._state is not None and self._supervisor is not None
+        control = self._state.component(PROXY)
+        argv = [sys.executable, "-m", "harness.proxy", "--control", f"{LOOPBACK}:{control.port}"]
+        for node in self._state.nodes:
+            argv += ["--route", f"{node.proxy_port}={node.host}:{node.port}"]
+        self._supervisor.add(PROXY, argv, self.spec.restart)
+        url = f"http://{LOOPBACK}:{control.port}/health"
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(url, timeout=0.5) as answer:
+                    if answer.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.01)
+        raise StackError(f"the fault proxy did not come up: {self._log_tail(PROXY)}")
 
     def _wait_answering(self, component: ComponentState, deadline: float) -> None:
         assert self._supervisor is not None
@@ -342,7 +377,7 @@ class LocalStack:
             with contextlib.suppress(Exception):
                 self._identities[event.component] = ProcessIdentity.of(event.pid)
             self._write_state()
-            if self._phase == "ready" and event.component != BALANCER:
+            if self._phase == "ready" and event.component not in (BALANCER, PROXY):
                 threading.Thread(
                     target=self._catch_up, args=(event.component,), daemon=True
                 ).start()

@@ -14,7 +14,8 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from harness.errors import ConfigError
 
-Role = Literal["primary", "backup", "balancer"]
+Role = Literal["primary", "backup", "balancer", "proxy"]
+NODE_ROLES = ("primary", "backup")
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,8 @@ class StackSpec:
     isolation: str = "loopback"
     # Each node's data dir on a tmpfs of this size (MiB), so a disk fill is contained.
     data_dir_size_mb: int | None = None
+    # The harness's JSON-RPC fault proxy between HAProxy and every node.
+    fault_proxy: bool = False
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("-", "").replace("_", "").isalnum():
@@ -127,6 +130,7 @@ class ComponentState:
     netns: str | None = None
     ifname: str | None = None  # the node's end of its veth pair, inside ``netns``
     host_ifname: str | None = None  # the host's end
+    proxy_port: int | None = None  # HAProxy reaches the node through the fault proxy here
     restarts: int = 0
 
     @property
@@ -148,10 +152,11 @@ class StackState:
     health_check: HealthCheck
     block_time_s: float
     components: tuple[ComponentState, ...]
+    proxy_control_url: str | None = None  # the fault proxy's control API, if it runs
 
     @property
     def nodes(self) -> tuple[ComponentState, ...]:
-        return tuple(c for c in self.components if c.role != "balancer")
+        return tuple(c for c in self.components if c.role in NODE_ROLES)
 
     @property
     def balancer(self) -> ComponentState:

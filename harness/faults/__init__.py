@@ -1,6 +1,6 @@
 """Faults: every one a context manager that is ledgered, verified, timed and always undone."""
 
-from harness.faults import network, resources
+from harness.faults import network, proxy, resources
 from harness.faults.fault import Fault, FaultIneffective, FaultRecord, FaultUnavailable
 from harness.faults.ledger import Ledger, replay_open_records
 from harness.faults.network import (
@@ -44,6 +44,7 @@ __all__ = [
     "make_fault",
     "network",
     "parameters",
+    "proxy",
     "replay_open_records",
     "resources",
 ]

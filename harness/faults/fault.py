@@ -129,6 +129,10 @@ class Fault(abc.ABC):
         """Whether this host can run the fault, and why not (for `harness doctor`)."""
         return True, ""
 
+    def usable(self) -> tuple[bool, str]:
+        """Whether this fault can run against its own stack (default: `available`)."""
+        return self.available()
+
     def validate(self) -> None:  # noqa: B027 - optional hook
         """Check parameters; raise `ConfigError` naming the field. Called on construction."""
 
@@ -168,7 +172,7 @@ class Fault(abc.ABC):
         return self.ledger or default_ledger()
 
     def __enter__(self) -> Fault:
-        ok, why = self.available()
+        ok, why = self.usable()
         if not ok:
             raise FaultUnavailable(f"{self.kind} cannot run on this host: {why}")
         state = self.stack.state()

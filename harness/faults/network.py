@@ -49,7 +49,7 @@ from pyroute2.netlink.rtnl import TC_H_ROOT
 
 from harness.errors import ConfigError, HarnessError
 from harness.faults.fault import Fault, FaultIneffective, FaultUnavailable
-from harness.faults.registry import register
+from harness.faults.registry import make_fault, register
 from harness.faults.undo import UndoOp, undo_op
 from harness.stack.isolation import NETNS_PREFIX
 from harness.stack.model import ComponentState
@@ -83,7 +83,7 @@ _TABLE = re.compile(r"^harness_[a-z0-9_]{1,48}$")
 _COMMAND_TIMEOUT_S = 10.0
 
 NETEM_FALLBACK = {
-    "latency": "latency can be injected by the JSON-RPC fault proxy (not built yet)",
+    "latency": "start the stack with --fault-proxy: latency then comes from the fault proxy",
     "corrupt": "there is no fallback for corruption",
     "duplicate": "there is no fallback for duplication",
     "reorder": "there is no fallback for reordering",
@@ -517,6 +517,42 @@ class Latency(_Netem):
     delay_ms: float = 100.0
     jitter_ms: float = 0.0
     correlation_pct: float = 0.0
+
+    # Without sch_netem, a stack with the fault proxy gets the delay from the proxy's
+    # latency toxic instead (on what the node sends back, as netem would), and the record
+    # says so. Each hook below goes to that fault when it is in use.
+    def _via_proxy(self) -> Fault | None:
+        if netem_available()[0] or not self.stack.state().proxy_control_url:
+            return None
+        if getattr(self, "_proxy_fault", None) is None:
+            self._proxy_fault = make_fault(
+                "proxy_latency", self.stack, self.target, self.seed,
+                latency_ms=self.delay_ms, jitter_ms=self.jitter_ms,
+            )  # fmt: skip
+            self.mechanism = "fault proxy (the kernel has no sch_netem)"
+        return self._proxy_fault
+
+    def usable(self) -> tuple[bool, str]:
+        ok, why = self.available()
+        if ok or self.stack.state().proxy_control_url:
+            return True, ""
+        return False, why
+
+    def plan(self, targets: tuple[ComponentState, ...]) -> list[UndoOp]:
+        via = self._via_proxy()
+        return via.plan(targets) if via else super().plan(targets)
+
+    def apply(self, targets: tuple[ComponentState, ...]) -> None:
+        via = self._via_proxy()
+        return via.apply(targets) if via else super().apply(targets)
+
+    def verify_applied(self, targets: tuple[ComponentState, ...]) -> None:
+        via = self._via_proxy()
+        return via.verify_applied(targets) if via else super().verify_applied(targets)
+
+    def verify_reverted(self, targets: tuple[ComponentState, ...]) -> None:
+        via = self._via_proxy()
+        return via.verify_reverted(targets) if via else super().verify_reverted(targets)
 
     def validate(self) -> None:
         _in_range(

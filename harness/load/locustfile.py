@@ -13,8 +13,11 @@ what it measured. ``intended_ns`` is ``time.monotonic_ns()``: the harness's cloc
 Two load models:
 - closed: Locust's own: a user sends, waits for the answer, thinks ``wait_ms``, sends again.
 - open: a constant arrival rate ``HARNESS_LOAD_RATE`` (req/s) shared by all users; each
-  user keeps a fixed schedule and a late request is measured from when it was due, so a
-  stall counts in full (coordinated omission corrected, as wrk2 does).
+  user keeps a fixed schedule, and a request that could not be sent when due because the
+  user was still waiting for its previous answer is measured from when it was due, so a
+  stall counts in full (coordinated omission corrected, as wrk2 does). A user that was
+  idle and merely woke late (gevent's timers have millisecond granularity) is timed from
+  the send: that lateness is the load generator's, not the system's.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import gevent
+import gevent.event
 from locust import FastHttpUser, constant, events, task
 
 from harness.jsonrpc import classify_exception
@@ -54,10 +58,18 @@ class _Process:
     lines: list[str] = []
     out: Any = None
 
+    starting = False
+    ready = gevent.event.Event()
+
     @classmethod
     def start(cls) -> None:
-        if cls.factory is not None:
+        """Set the process up once; every user waits for it. The flag is claimed before
+        anything yields: sampling the chain is network I/O, and gevent would let all the
+        other users in (each spawning its own refresher, 32x the sampling traffic)."""
+        if cls.starting:
+            cls.ready.wait()
             return
+        cls.starting = True
         profile = load_profile(ENV.get("HARNESS_LOAD_PROFILE", "searcher"))
         context = sample_context(TARGET, CONTRACT, accounts=ACCOUNTS)
         # Account 0 is left to people; each worker signs from an account of its own, so
@@ -69,6 +81,7 @@ class _Process:
         cls.out = open(SAMPLES_DIR / f"samples-{os.getpid()}.txt", "a")  # noqa: SIM115
         gevent.spawn(cls._flush_forever)
         gevent.spawn(cls._refresh_forever)
+        cls.ready.set()
 
     @classmethod
     def _flush_forever(cls) -> None:
@@ -122,13 +135,20 @@ class JsonRpcUser(FastHttpUser):
         factory = _Process.factory
         assert factory is not None
         if self._interval_ns:
-            wait_ns = self._due_ns - time.monotonic_ns()
-            if wait_ns > 0:
-                gevent.sleep(wait_ns / 1e9)
             intended = self._due_ns
             self._due_ns += self._interval_ns
+            now = time.monotonic_ns()
+            if now < intended:
+                # Idle when the request fell due: any lateness from here on is the timer's
+                # (gevent wakes up to a millisecond late), not the system's; time it from
+                # the send. Busy past its due time (the previous answer was late): time it
+                # from the due time, so a stall is counted in full.
+                gevent.sleep((intended - now) / 1e9)
+                start = time.monotonic_ns()
+            else:
+                start = intended
         else:
-            intended = time.monotonic_ns()
+            intended = start = time.monotonic_ns()
         label, body = factory.next()
         post = self.client.post
         with post("/", data=body, headers=HEADERS, name=label, catch_response=True) as r:  # type: ignore[arg-type]
@@ -142,6 +162,6 @@ class JsonRpcUser(FastHttpUser):
                 r.success()
             else:
                 r.failure(outcome)
-        _Process.lines.append(f"{intended} {(done - intended) / 1000:.1f} {label} {outcome}\n")
+        _Process.lines.append(f"{intended} {(done - start) / 1000:.1f} {label} {outcome}\n")
         if WAIT_S and not self._interval_ns:
             gevent.sleep(WAIT_S)

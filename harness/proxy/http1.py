@@ -8,6 +8,7 @@ reader only finds the end of the body (and, when asked, collects the decoded byt
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -243,6 +244,7 @@ def client_head(response: ResponseHead, *, close: bool) -> bytes:
     return head
 
 
+@functools.lru_cache(maxsize=1024)  # the same few heads come back, as in the parse caches
 def reframed_head(head: bytes, content_length: int, *, close: bool, status: int = 0) -> bytes:
     """``head`` with its framing replaced by ``Content-Length`` (a buffered body), hop-by-hop
     headers removed, and optionally another status line."""

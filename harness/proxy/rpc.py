@@ -288,14 +288,19 @@ def rewrite_response(plan: RequestPlan, status: int | None, body: bytes | None) 
     return Answer(status, out)
 
 
-def _id_key(request_id: Any) -> str:
-    return json.dumps(request_id, sort_keys=True)
+def _id_key(request_id: Any) -> Any:
+    """A hashable key equal for equal JSON ids (1 and 1.0 alike, "1" apart)."""
+    if isinstance(request_id, str):
+        return ("s", request_id)
+    if isinstance(request_id, int | float) and not isinstance(request_id, bool):
+        return ("n", request_id)
+    return ("j", json.dumps(request_id, sort_keys=True))
 
 
 def _merge(plan: RequestPlan, node_answers: list[Any]) -> list[Any]:
     """Answers in request order: the plan's own, then the node's matched by id; node
     answers that match no request (e.g. an error with id null) go last."""
-    by_id: dict[str, list[Any]] = {}
+    by_id: dict[Any, list[Any]] = {}
     for answer in node_answers:
         key = _id_key(answer.get("id")) if isinstance(answer, dict) else "?"
         by_id.setdefault(key, []).append(answer)

@@ -96,13 +96,18 @@ def node_port() -> Iterator[int]:
 
 
 @pytest.fixture(scope="module")
-def proxied(node_port: int) -> Iterator[tuple[ProxyProcess, int, int]]:
-    """A proxy with a route to the tiny node and one to a port nobody listens on."""
+def proxied(
+    node_port: int, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[ProxyProcess, int, int]]:
+    """A proxy with a route to the tiny node and one to a port nobody listens on; at the
+    end, its log must show no traceback."""
     listen, dead = free_port(), free_port()
-    with ProxyProcess(
-        [(listen, "127.0.0.1", node_port), (dead, "127.0.0.1", free_port())]
-    ) as proxy:
+    log = tmp_path_factory.mktemp("proxy") / "proxy.log"
+    routes = [(listen, "127.0.0.1", node_port), (dead, "127.0.0.1", free_port())]
+    with ProxyProcess(routes, log_path=log) as proxy:
         yield proxy, listen, dead
+    text = log.read_text()
+    assert "Traceback" not in text and "never retrieved" not in text, text[-3000:]
 
 
 @pytest.fixture

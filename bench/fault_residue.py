@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from fault_kinds import IS_ROOT, why_not_runnable
 
 from harness.faults import FAULTS
 from harness.stack import HealthCheck, RestartPolicy, StackSpec
@@ -43,9 +44,7 @@ from harness.stack.isolation import NodeNetwork
 
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
 
-IS_ROOT = os.geteuid() == 0
 HARNESS_CLI = str(Path(sys.executable).parent / "harness")
-NETWORK_MODULE = "harness.faults.network"
 START_TIMEOUT_S = 30.0
 COMMAND_TIMEOUT_S = 60.0
 MAX_KILL_DELAY_S = 0.3
@@ -75,19 +74,11 @@ with LocalStack(spec) as stack, make_fault(kind, stack, target, seed=seed, **par
 VARIANTS: dict[str, list[dict[str, Any]]] = {"memory": [{}, {"scope": "cgroup"}]}
 
 
-def is_network(kind: str) -> bool:
-    return FAULTS[kind].__module__ == NETWORK_MODULE
-
-
 def why_skipped(kind: str) -> str | None:
     """Why ``kind`` cannot run in this benchmark's stacks, or None if it can."""
-    ok, why = FAULTS[kind].available()
-    if not ok:
-        return why
-    if is_network(kind) and not IS_ROOT:
-        return 'needs StackSpec(isolation="netns"), which needs root'
-    if kind == "disk" and not IS_ROOT:
-        return "needs StackSpec(data_dir_size_mb=...), which needs root"
+    reason = why_not_runnable(kind)
+    if reason:
+        return reason
     if not {"primary", "backup"} & set(FAULTS[kind].roles):
         return f"targets only {', '.join(FAULTS[kind].roles)}"
     return None

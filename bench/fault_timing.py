@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fault_kinds import IS_ROOT, is_network, why_not_runnable
+
 from harness.errors import HarnessError
 from harness.faults import FAULTS, Fault, make_fault, parameters
 from harness.stack import HealthCheck, LocalStack, RestartPolicy, StackSpec, state_root
@@ -33,19 +35,13 @@ from harness.stack.steady import wait_for_steady_state
 
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
 
-IS_ROOT = os.geteuid() == 0
 DATA_DIR_MB = 1200
 FILL_BYTES = 1 << 30  # the disk fill to time: 1 GiB of a 1200 MiB tmpfs
 FILL_PREFIX = "harness-fill-"
-NETWORK_MODULE = "harness.faults.network"
 PROCESS_TARGET_US = 10_000.0
 NETWORK_TARGET_US = 50_000.0
 DISK_TARGET_US = 2_000_000.0
 REFERENCE_SAMPLES = 200
-
-
-def is_network(kind: str) -> bool:
-    return FAULTS[kind].__module__ == NETWORK_MODULE
 
 
 def target_us(kind: str) -> float | None:
@@ -69,13 +65,9 @@ def fill_params(kind: str) -> dict[str, Any] | None:
 
 def why_skipped(kind: str) -> str | None:
     """Why ``kind`` cannot be timed on this stack, or None if it can."""
-    ok, why = FAULTS[kind].available()
-    if not ok:
-        return why
-    if is_network(kind) and not IS_ROOT:
-        return 'needs StackSpec(isolation="netns"), which needs root'
-    if kind == "disk" and not IS_ROOT:
-        return "needs StackSpec(data_dir_size_mb=...), which needs root"
+    reason = why_not_runnable(kind)
+    if reason:
+        return reason
     if kind == "disk" and fill_params(kind) is None:
         return f"takes no percent parameter (it takes: {', '.join(parameters(kind)) or 'none'})"
     return None

@@ -1,47 +1,110 @@
 """A chaos engineering and reliability harness for Ethereum JSON-RPC infrastructure.
 
-What scenario files touch is re-exported here; everything else may change.
+What scenario files touch is re-exported here; everything else may change. The names
+are imported on first use: the proxy and Locust worker processes import one corner of the
+harness each, and should not pay for the rest (Locust, eth_account, pyroute2) at start-up.
 """
 
-from harness.errors import ConfigError, HarnessError, StackError, SteadyStateError
-from harness.experiment import ExperimentResult, ExperimentSpec
-from harness.experiment import run as run_experiment
-from harness.faults import (
-    Bandwidth,
-    CpuStress,
-    DiskFill,
-    Fault,
-    FaultIneffective,
-    FaultRecord,
-    FaultUnavailable,
-    Kill,
-    Latency,
-    Loss,
-    MemoryPressure,
-    Partition,
-    Pause,
-    Restart,
-    SyncStall,
-    Terminate,
-    make_fault,
-)
-from harness.jsonrpc import Outcome, RpcClient, RpcFailure
-from harness.load import LoadSpec
-from harness.measure import SLO, Safeguard
-from harness.stack import (
-    HealthCheck,
-    LocalStack,
-    RestartPolicy,
-    Stack,
-    StackSpec,
-    StackState,
-)
-from harness.stack.steady import (
-    SteadyState,
-    SteadyStateSpec,
-    check_steady_state,
-    wait_for_steady_state,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from harness.errors import ConfigError, HarnessError, StackError, SteadyStateError
+    from harness.experiment import ExperimentResult, ExperimentSpec
+    from harness.experiment import run as run_experiment
+    from harness.faults import (
+        Bandwidth,
+        CpuStress,
+        DiskFill,
+        Fault,
+        FaultIneffective,
+        FaultRecord,
+        FaultUnavailable,
+        Kill,
+        Latency,
+        Loss,
+        MemoryPressure,
+        Partition,
+        Pause,
+        Restart,
+        SyncStall,
+        Terminate,
+        make_fault,
+    )
+    from harness.jsonrpc import Outcome, RpcClient, RpcFailure
+    from harness.load import LoadSpec
+    from harness.measure import SLO, Safeguard
+    from harness.stack import (
+        HealthCheck,
+        LocalStack,
+        RestartPolicy,
+        Stack,
+        StackSpec,
+        StackState,
+    )
+    from harness.stack.steady import (
+        SteadyState,
+        SteadyStateSpec,
+        check_steady_state,
+        wait_for_steady_state,
+    )
+
+
+_EXPORTS: dict[str, tuple[str, str]] = {
+    "Bandwidth": ("harness.faults", "Bandwidth"),
+    "ConfigError": ("harness.errors", "ConfigError"),
+    "CpuStress": ("harness.faults", "CpuStress"),
+    "DiskFill": ("harness.faults", "DiskFill"),
+    "ExperimentResult": ("harness.experiment", "ExperimentResult"),
+    "ExperimentSpec": ("harness.experiment", "ExperimentSpec"),
+    "Fault": ("harness.faults", "Fault"),
+    "FaultIneffective": ("harness.faults", "FaultIneffective"),
+    "FaultRecord": ("harness.faults", "FaultRecord"),
+    "FaultUnavailable": ("harness.faults", "FaultUnavailable"),
+    "HarnessError": ("harness.errors", "HarnessError"),
+    "HealthCheck": ("harness.stack", "HealthCheck"),
+    "Kill": ("harness.faults", "Kill"),
+    "Latency": ("harness.faults", "Latency"),
+    "LoadSpec": ("harness.load", "LoadSpec"),
+    "LocalStack": ("harness.stack", "LocalStack"),
+    "Loss": ("harness.faults", "Loss"),
+    "MemoryPressure": ("harness.faults", "MemoryPressure"),
+    "Outcome": ("harness.jsonrpc", "Outcome"),
+    "Partition": ("harness.faults", "Partition"),
+    "Pause": ("harness.faults", "Pause"),
+    "Restart": ("harness.faults", "Restart"),
+    "RestartPolicy": ("harness.stack", "RestartPolicy"),
+    "RpcClient": ("harness.jsonrpc", "RpcClient"),
+    "RpcFailure": ("harness.jsonrpc", "RpcFailure"),
+    "SLO": ("harness.measure", "SLO"),
+    "Safeguard": ("harness.measure", "Safeguard"),
+    "Stack": ("harness.stack", "Stack"),
+    "StackError": ("harness.errors", "StackError"),
+    "StackSpec": ("harness.stack", "StackSpec"),
+    "StackState": ("harness.stack", "StackState"),
+    "SteadyState": ("harness.stack.steady", "SteadyState"),
+    "SteadyStateError": ("harness.errors", "SteadyStateError"),
+    "SteadyStateSpec": ("harness.stack.steady", "SteadyStateSpec"),
+    "SyncStall": ("harness.faults", "SyncStall"),
+    "Terminate": ("harness.faults", "Terminate"),
+    "check_steady_state": ("harness.stack.steady", "check_steady_state"),
+    "make_fault": ("harness.faults", "make_fault"),
+    "run_experiment": ("harness.experiment", "run"),
+    "wait_for_steady_state": ("harness.stack.steady", "wait_for_steady_state"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module, attribute = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module 'harness' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module), attribute)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "SLO",

@@ -17,7 +17,6 @@ import math
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -33,6 +32,7 @@ from harness.errors import ConfigError, HarnessError
 from harness.faults.fault import default_ledger
 from harness.faults.ledger import Ledger
 from harness.load.workload import load_profile
+from harness.stack.local import free_port
 from harness.stack.state import ProcessIdentity
 
 log = logging.getLogger(__name__)
@@ -97,12 +97,6 @@ def accounts_needed(spec: LoadSpec) -> int:
     """Funded accounts the load needs: one per worker, plus account 0 (anvil's default 10
     at least)."""
     return max(10, spec.workers + 1)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _locust() -> str:
@@ -220,7 +214,7 @@ class LoadRun:
             if s.workers == 1:
                 self._spawn([locust, *common], 0, "locust.log")
             else:
-                port = _free_port()
+                port = free_port()
                 self._spawn(
                     [locust, *common, "--master", "--expect-workers", str(s.workers),
                      "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port)],

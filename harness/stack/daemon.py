@@ -20,7 +20,7 @@ from typing import Any
 from harness.errors import HarnessError, StackError
 from harness.stack.local import LocalStack
 from harness.stack.model import StackSpec, StackState
-from harness.stack.state import ProcessIdentity, read_state, stacks_dir
+from harness.stack.state import read_state, stacks_dir
 
 
 def _report(doc: dict[str, Any]) -> None:
@@ -104,7 +104,7 @@ def stop_detached(name: str, timeout_s: float = 15.0) -> bool:
     os.kill(state.owner.pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if not ProcessIdentity.alive(state.owner):
+        if not state.owner.alive():
             return True
         time.sleep(0.02)
     raise StackError(f"the daemon of stack {name!r} (pid {state.owner.pid}) did not stop")

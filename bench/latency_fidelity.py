@@ -1,20 +1,30 @@
 """Latency fidelity: the harness's p50 and p99 at a fixed open rate well below saturation,
-against an independent open-loop measurement of the same target, taken alternately (ABBA).
+against the wire's account of the very same requests, and against an independent open-loop
+measurer of the same target taken alternately (ABBA).
 
 Target: a 1-node stack's HAProxy frontend, the harness's usual path. The harness runs as an
 experiment runs it (`LoadRun`, open model, ``light`` profile, LoadSpec's default users, one
-worker); its figures are its samples through a `Recorder`. The independent measurer is a
-few threads in this process with raw sockets and a fixed schedule (wrk2's idea): request k
-is due at t0 + k/rate, bodies are the same mix (the harness's `RequestFactory`), clocks are
-``perf_counter_ns``. Its latency is measured from the due time when the target made it late
-(the connection's previous answer came after the due time) and from the send otherwise, so
-neither a stall of the target nor the measurer's own wake-up lateness is lost or charged:
-the truth. Its latency from the due time throughout is printed beside.
+worker); its figures are its samples through a `Recorder`.
+
+The references:
+- The wire (`wire.WireCapture`): every packet to and from the frontend port on ``lo``, read
+  through an AF_PACKET socket with kernel timestamps; an exchange lasts from its request's
+  first packet to its answer's last. It times the harness's own requests (the chain
+  sampler is paused so nothing else crosses the frontend in the harness's window), with
+  none of the code under test. This is the target's reference.
+- The independent measurer: a few threads in this process with raw sockets and a fixed
+  schedule (wrk2's idea): request k is due at t0 + k/rate, bodies are the same mix (the
+  harness's `RequestFactory`), the answer's time is the kernel's receive time. Its latency
+  is measured from the due time when the target made it late (the connection's previous
+  answer came after the due time) and from the send otherwise, so neither a stall of the
+  target nor the measurer's own wake-up lateness is lost or charged. Its latency from the
+  due time throughout is printed beside.
 
 Also printed: the harness's resolution (the smallest step between distinct latencies in its
 samples, and the recorder's HDR bucket at p50), Locust's own p50/p99 of the same requests
 (rounded to 1 ms), how late a ``gevent.sleep`` wakes on this host (the Locust worker's
-timer), and the requests HAProxy counted at the frontend per request measured.
+timer), and the requests HAProxy counted at the frontend per request measured. Needs root
+for the capture.
 
     .venv/bin/python bench/latency_fidelity.py [--rate 200] [--seconds 10] [--rounds 2]
 """
@@ -29,6 +39,7 @@ import json
 import math
 import os
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -41,9 +52,13 @@ from urllib.parse import urlsplit
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
 _STATE = tempfile.TemporaryDirectory(prefix="bench-fidelity-")
 os.environ["HARNESS_STATE_DIR"] = _STATE.name
+# The harness's chain sampler re-reads the chain through the frontend every second; paused
+# here so that every exchange the wire sees in the harness's window is a measured request.
+os.environ["HARNESS_LOAD_REFRESH_S"] = "3600"
 
 from bare_locust import locust_figures, locust_json_for_harness, write_bodies  # noqa: E402
 from hdrh.histogram import HdrHistogram  # noqa: E402
+from wire import WireCapture  # noqa: E402
 
 from harness.load import LoadRun, LoadSpec, Sample, prepare_chain  # noqa: E402
 from harness.load.runner import accounts_needed  # noqa: E402
@@ -52,6 +67,7 @@ from harness.stack import LocalStack, StackSpec  # noqa: E402
 
 PROFILE = "light"
 WARMUP_S = 1.5  # every user spawned and on its schedule
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 CONNECTIONS = 4  # the independent measurer's threads, one keep-alive connection each
 
 _TIMER_LATENESS = """
@@ -78,12 +94,25 @@ def percentile(values: list[float], p: float) -> float:
 # -- the independent measurer ----------------------------------------------------------
 
 
-def _read_response(sock: socket.socket, buf: bytes) -> tuple[int, bytes]:
-    """One HTTP/1.1 response with a Content-Length: (status, bytes left over)."""
+def _recv(sock: socket.socket) -> tuple[bytes, int]:
+    """Some bytes, and the kernel's CLOCK_REALTIME receive time of the last of them."""
+    chunk, ancillary, _flags, _address = sock.recvmsg(65536, 64)
+    stamp = 0
+    for level, kind, payload in ancillary:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+            seconds, nanoseconds = struct.unpack_from("qq", payload)
+            stamp = seconds * 1_000_000_000 + nanoseconds
+    if not chunk:
+        raise ConnectionError("the target closed the connection")
+    return chunk, stamp
+
+
+def _read_response(sock: socket.socket, buf: bytes) -> tuple[int, bytes, int]:
+    """One HTTP/1.1 response with a Content-Length: (status, bytes left over, arrival as
+    CLOCK_REALTIME ns by the kernel)."""
+    stamp = 0
     while b"\r\n\r\n" not in buf:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("the target closed the connection")
+        chunk, stamp = _recv(sock)
         buf += chunk
     head, _, rest = buf.partition(b"\r\n\r\n")
     lines = head.split(b"\r\n")
@@ -94,11 +123,9 @@ def _read_response(sock: socket.socket, buf: bytes) -> tuple[int, bytes]:
         if line.lower().startswith(b"content-length:")
     )
     while len(rest) < length:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("the target closed the connection")
+        chunk, stamp = _recv(sock)
         rest += chunk
-    return status, rest[length:]
+    return status, rest[length:], stamp
 
 
 @dataclass
@@ -126,10 +153,10 @@ class Independent:
 
 def independent_run(
     url: str, bodies: list[bytes], rate_per_s: float, seconds: float, into: Independent
-) -> int:
+) -> tuple[int, tuple[int, int]]:
     """Open loop at ``rate_per_s`` for WARMUP_S + ``seconds``; keeps requests due after the
-    warm-up, returns how many it sent in all. Thread i sends requests i, i+C, i+2C... on a
-    keep-alive connection of its own."""
+    warm-up, returns how many it sent in all and the kept window in CLOCK_REALTIME ns.
+    Thread i sends requests i, i+C, i+2C... on a keep-alive connection of its own."""
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     requests = [
@@ -146,6 +173,7 @@ def independent_run(
         rows = []
         with socket.create_connection((host, port), timeout=10) as sock:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
             buf, prev_done, k = b"", 0, index
             while (due := t0 + k * period_ns) < end:
                 wait_ns = due - time.perf_counter_ns()
@@ -153,8 +181,11 @@ def independent_run(
                     time.sleep(wait_ns / 1e9)
                 sent = time.perf_counter_ns()
                 sock.sendall(requests[k % len(requests)])
-                status, buf = _read_response(sock, buf)
-                done = time.perf_counter_ns()
+                status, buf, arrived = _read_response(sock, buf)
+                read = time.perf_counter_ns()
+                done = arrived - (time.time_ns() - time.perf_counter_ns())
+                if not sent <= done <= read:  # no timestamp, or the clock stepped
+                    done = read
                 if due >= keep_from:
                     rows.append((due, sent, done, prev_done, status))
                 prev_done = done
@@ -169,7 +200,8 @@ def independent_run(
         t.start()
     for t in threads:
         t.join()
-    return sent_total[0]
+    to_realtime = time.time_ns() - time.perf_counter_ns()
+    return sent_total[0], (keep_from + to_realtime, end + to_realtime)
 
 
 # -- the harness -------------------------------------------------------------------------
@@ -184,8 +216,9 @@ def frontend_requests(stack: LocalStack) -> int:
 
 def harness_run(
     stack: LocalStack, contract: str, rate_per_s: float, seconds: float, work: Path
-) -> tuple[list[Sample], int, Path]:
-    """Samples due in the measured window, the frontend's requests in it, Locust's stats."""
+) -> tuple[list[Sample], int, Path, tuple[int, int]]:
+    """Samples due in the measured window, the frontend's requests in it, Locust's stats,
+    and the window in CLOCK_REALTIME ns."""
     spec = LoadSpec(profile=PROFILE, model="open", rate_per_s=rate_per_s, workers=1)
     got: list[Sample] = []
     with (
@@ -196,7 +229,9 @@ def harness_run(
         start, before = time.monotonic_ns(), frontend_requests(stack)
         time.sleep(seconds)
         end, after = time.monotonic_ns(), frontend_requests(stack)
-    return [s for s in got if start <= s.intended_ns < end], after - before, json_file
+    to_realtime = time.time_ns() - time.monotonic_ns()
+    window = (start + to_realtime, end + to_realtime)
+    return [s for s in got if start <= s.intended_ns < end], after - before, json_file, window
 
 
 def main() -> None:
@@ -210,6 +245,7 @@ def main() -> None:
     truth = Independent()
     at_frontend = {"harness": 0, "independent": 0}
     sent_independent = 0
+    wire: dict[str, list[float]] = {"harness": [], "independent": []}
     with tempfile.TemporaryDirectory(prefix="bench-fidelity-") as tmp, _STATE:
         work = Path(tmp)
         with LocalStack(StackSpec(name="bench-fidelity", nodes=1)) as stack:
@@ -217,28 +253,36 @@ def main() -> None:
             contract = prepare_chain([stack.state().nodes[0].url], accounts=accounts_needed(spec))
             bodies_file = write_bodies(work / "bodies.jsonl", stack.frontend_url, contract, PROFILE)
             bodies = [json.loads(ln)[1].encode() for ln in bodies_file.read_text().splitlines()]
+            frontend_port = urlsplit(stack.frontend_url).port or 80
             for r in range(args.rounds):
                 order = ("harness", "independent") if r % 2 == 0 else ("independent", "harness")
                 for who in order:
+                    capture = WireCapture(frontend_port)
                     if who == "harness":
-                        got, received, json_file = harness_run(
-                            stack, contract, args.rate, args.seconds, work / f"harness-{r}"
-                        )
+                        with capture:
+                            got, received, json_file, window = harness_run(
+                                stack, contract, args.rate, args.seconds, work / f"harness-{r}"
+                            )
                         samples += got
                         json_files.append(json_file)
                         at_frontend["harness"] += received
                         mine = [s.latency_us for s in got]
                     else:
                         before, rows_before = frontend_requests(stack), len(truth.rows)
-                        sent = independent_run(
-                            stack.frontend_url, bodies, args.rate, args.seconds, truth
-                        )
+                        with capture:
+                            sent, window = independent_run(
+                                stack.frontend_url, bodies, args.rate, args.seconds, truth
+                            )
                         at_frontend["independent"] += frontend_requests(stack) - before
                         sent_independent += sent
                         mine = truth.truth_us()[rows_before:]
+                    seen = [e.latency_us for e in capture.between(*window)]
+                    wire[who] += seen
                     print(
                         f"  round {r + 1} {who:11}: {len(mine)} requests, "
-                        f"p50 {percentile(mine, 50):7.1f} us, p99 {percentile(mine, 99):7.1f} us",
+                        f"p50 {percentile(mine, 50):7.1f} us, p99 {percentile(mine, 99):7.1f} us; "
+                        f"the wire saw {len(seen)}: p50 {percentile(seen, 50):7.1f} us, "
+                        f"p99 {percentile(seen, 99):7.1f} us",
                         flush=True,
                     )
         locust = locust_figures(*json_files)  # before the directory goes
@@ -271,7 +315,7 @@ def main() -> None:
         f"p99 {ours_p99:7.1f} us  ({len(samples)} requests, {failed} failed)"
     )
     print(
-        f"  independent open loop ({CONNECTIONS} threads, raw sockets, perf_counter_ns): "
+        f"  independent open loop ({CONNECTIONS} threads, raw sockets, kernel receive times): "
         f"p50 {true_p50:7.1f} us  p99 {true_p99:7.1f} us  ({len(true_us)} requests, "
         f"{truth.failed()} failed)"
     )
@@ -280,9 +324,22 @@ def main() -> None:
         f"{percentile(due_us, 50):.1f} us  p99 {percentile(due_us, 99):.1f} us; its own "
         f"send lateness p50 {percentile(late_us, 50):.1f} us  p99 {percentile(late_us, 99):.1f} us"
     )
+    wire_h, wire_i = wire["harness"], wire["independent"]
     print(
-        f"  ratio harness / independent: p50 {ours_p50 / true_p50:.2f}  "
-        f"p99 {ours_p99 / true_p99:.2f} (target: both within 0.90-1.10)"
+        f"  the wire (packets on lo, kernel timestamps), the harness's requests: p50 "
+        f"{percentile(wire_h, 50):7.1f} us  p99 {percentile(wire_h, 99):7.1f} us ({len(wire_h)}); "
+        f"the independent's: p50 {percentile(wire_i, 50):7.1f} us  "
+        f"p99 {percentile(wire_i, 99):7.1f} us ({len(wire_i)})"
+    )
+    print(
+        f"  ratio harness / the wire, same requests: p50 "
+        f"{ours_p50 / percentile(wire_h, 50):.2f}  p99 {ours_p99 / percentile(wire_h, 99):.2f} "
+        f"(target: both within 0.90-1.10)"
+    )
+    print(
+        f"  ratio harness / independent (ABBA): p50 {ours_p50 / true_p50:.2f}  "
+        f"p99 {ours_p99 / true_p99:.2f}; independent / the wire: p50 "
+        f"{true_p50 / percentile(wire_i, 50):.2f}  p99 {true_p99 / percentile(wire_i, 99):.2f}"
     )
     print(
         f"  Locust's own stats of the harness's runs (from the send, 1 ms steps): "

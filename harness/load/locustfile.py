@@ -30,9 +30,10 @@ from typing import Any
 
 import gevent
 import gevent.event
-from locust import FastHttpUser, constant, events, task
+from locust import User, constant, events, task
 
 from harness.jsonrpc import classify_exception
+from harness.load.client import RpcConnection
 from harness.load.workload import RequestFactory, classify, load_profile, sample_context
 
 ENV = os.environ
@@ -48,7 +49,6 @@ CONTRACT = ENV.get("HARNESS_LOAD_CONTRACT", "")
 ACCOUNTS = int(ENV.get("HARNESS_LOAD_ACCOUNTS", "10"))
 REFRESH_S = float(ENV.get("HARNESS_LOAD_REFRESH_S", "1.0"))
 TIMEOUT_S = float(ENV.get("HARNESS_LOAD_TIMEOUT_S", "5.0"))
-HEADERS = {"Content-Type": "application/json"}
 
 
 class _Process:
@@ -116,24 +116,34 @@ def _on_quit(**_: Any) -> None:
 events.quitting.add_listener(_on_quit)  # type: ignore[no-untyped-call]
 
 
-class JsonRpcUser(FastHttpUser):
-    """A searcher bot: sends the profile's mix of JSON-RPC calls to the target."""
+class RpcFailed(Exception):
+    """What Locust's statistics see of a failed call: its outcome."""
 
-    host = TARGET.rstrip("/")  # the request path "/" is added per request
-    network_timeout = TIMEOUT_S
-    connection_timeout = TIMEOUT_S
+
+class JsonRpcUser(User):
+    """A searcher bot: sends the profile's mix of JSON-RPC calls to the target.
+
+    Its client is the harness's own (`RpcConnection`): a latency ends when the kernel
+    received the answer, not when this gevent worker got round to reading it.
+    """
+
     wait_time = constant(0)
 
     def on_start(self) -> None:
         _Process.start()
+        self._connection = RpcConnection(TARGET, TIMEOUT_S)
         self._interval_ns = int(1e9 * USERS_TOTAL / RATE_PER_S) if MODEL == "open" else 0
         # A random phase per user spreads the schedule instead of sending in lockstep.
         self._due_ns = time.monotonic_ns() + random.randrange(max(1, self._interval_ns))
+
+    def on_stop(self) -> None:
+        self._connection.close()
 
     @task
     def call(self) -> None:
         factory = _Process.factory
         assert factory is not None
+        due = 0  # open model, and the user was busy when this request fell due: its due time
         if self._interval_ns:
             intended = self._due_ns
             self._due_ns += self._interval_ns
@@ -141,27 +151,35 @@ class JsonRpcUser(FastHttpUser):
             if now < intended:
                 # Idle when the request fell due: any lateness from here on is the timer's
                 # (gevent wakes up to a millisecond late), not the system's; time it from
-                # the send. Busy past its due time (the previous answer was late): time it
-                # from the due time, so a stall is counted in full.
+                # the send.
                 gevent.sleep((intended - now) / 1e9)
-                start = time.monotonic_ns()
             else:
-                start = intended
-        else:
-            intended = start = time.monotonic_ns()
+                # Busy past its due time (the previous answer was late): time it from the
+                # due time, so a stall is counted in full.
+                due = intended
         label, body = factory.next()
-        post = self.client.post
-        with post("/", data=body, headers=HEADERS, name=label, catch_response=True) as r:  # type: ignore[arg-type]
+        sent = time.monotonic_ns()
+        try:
+            answer = self._connection.post(body)
+        except Exception as exc:  # every failure is a sample, never a crashed user
             done = time.monotonic_ns()
-            error = getattr(r, "error", None)  # only a failed connection has one
-            if error is not None and not r.status_code:
-                outcome = classify_exception(error).value
-            else:
-                outcome = classify(r.status_code, r.content or b"", label == "batch")
-            if outcome == "ok":
-                r.success()
-            else:
-                r.failure(outcome)
+            outcome = classify_exception(exc).value
+            size = 0
+        else:
+            sent, done = answer.sent_ns, answer.answered_ns
+            outcome = classify(answer.status, answer.body, label == "batch")
+            size = len(answer.body)
+        start = due or sent
+        if not self._interval_ns:
+            intended = sent
+        self.environment.events.request.fire(
+            request_type="POST",
+            name=label,
+            response_time=(done - start) / 1e6,
+            response_length=size,
+            exception=None if outcome == "ok" else RpcFailed(outcome),
+            context={},
+        )
         _Process.lines.append(f"{intended} {(done - start) / 1000:.1f} {label} {outcome}\n")
         if WAIT_S and not self._interval_ns:
             gevent.sleep(WAIT_S)

@@ -29,6 +29,7 @@ from harness.faults.registry import fault_class
 from harness.jsonrpc import RpcClient, RpcFailure
 from harness.load.runner import LoadSpec
 from harness.measure import SLO, Safeguard, load_spec_file
+from harness.proxy.toxiproxy import URL_ENV, ToxiproxyDriver, toxiproxy_url_from_env
 from harness.stack import daemon
 from harness.stack.haproxy import RuntimeApi
 from harness.stack.model import HealthCheck, RestartPolicy, StackSpec, StackState
@@ -108,6 +109,12 @@ def stack_options(fn: F) -> F:
             is_flag=True,
             help="Put the JSON-RPC fault proxy between HAProxy and every node.",
         ),
+        click.option(
+            "--toxiproxy",
+            metavar="URL",
+            help="A Toxiproxy server's API (http://127.0.0.1:8474): a proxy there before "
+            "every node; transport faults go through it.",
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -128,6 +135,7 @@ def spec_from_options(opts: dict[str, Any]) -> StackSpec:
         isolation=opts["isolation"],
         data_dir_size_mb=opts["data_dir_size_mb"],
         fault_proxy=opts["fault_proxy"],
+        toxiproxy=opts["toxiproxy"],
     )
 
 
@@ -420,3 +428,24 @@ def doctor(as_json: bool) -> None:
             row["why_not"],
         )
     console.print(table)
+    console.print(toxiproxy_status())
+
+
+def toxiproxy_status() -> str:
+    """Whether a Toxiproxy server answers at $HARNESS_TOXIPROXY_URL (or the default)."""
+    url = toxiproxy_url_from_env()
+    try:
+        driver = ToxiproxyDriver(url)
+        version = driver.version() if driver.reachable() else None
+    except HarnessError as exc:
+        return f"Toxiproxy: {exc}; transport faults use the harness's own fault proxy"
+    if version is None:
+        return (
+            f"Toxiproxy: no server answers at {url}, so transport faults use the harness's own "
+            f"fault proxy (--fault-proxy); start toxiproxy-server, or set {URL_ENV}, and pass "
+            "--toxiproxy URL to use one"
+        )
+    return (
+        f"Toxiproxy {version} answers at {url}: transport faults go through it on a stack "
+        f"started with --toxiproxy {url}"
+    )

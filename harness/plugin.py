@@ -53,6 +53,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--fault-proxy", action="store_true", help="The JSON-RPC fault proxy before every node."
     )
+    group.addoption(
+        "--toxiproxy",
+        default=None,
+        metavar="URL",
+        help="A Toxiproxy server's API (http://127.0.0.1:8474): a proxy there before every "
+        "node; transport faults go through it.",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -99,6 +106,7 @@ def _spec_from(config: pytest.Config) -> StackSpec:
         health_check=HealthCheck(inter_ms=config.getoption("--check-inter-ms")),
         isolation=config.getoption("--isolation"),
         fault_proxy=config.getoption("--fault-proxy"),
+        toxiproxy=config.getoption("--toxiproxy"),
     )
 
 

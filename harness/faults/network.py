@@ -52,7 +52,7 @@ from harness.faults.fault import Fault, FaultIneffective, FaultUnavailable
 from harness.faults.registry import make_fault, register
 from harness.faults.undo import UndoOp, undo_op
 from harness.stack.isolation import NETNS_PREFIX
-from harness.stack.model import ComponentState
+from harness.stack.model import ComponentState, StackState
 
 __all__ = [
     "Bandwidth",
@@ -83,7 +83,8 @@ _TABLE = re.compile(r"^harness_[a-z0-9_]{1,48}$")
 _COMMAND_TIMEOUT_S = 10.0
 
 NETEM_FALLBACK = {
-    "latency": "start the stack with --fault-proxy: latency then comes from the fault proxy",
+    "latency": "start the stack with --fault-proxy or --toxiproxy URL: latency then comes "
+    "from the fault proxy or Toxiproxy",
     "corrupt": "there is no fallback for corruption",
     "duplicate": "there is no fallback for duplication",
     "reorder": "there is no fallback for reordering",
@@ -508,6 +509,10 @@ class _Netem(Fault):
         _verify_qdisc(targets, "netem", present=False)
 
 
+def _has_proxy(state: StackState) -> bool:
+    return bool(state.proxy_control_url or state.toxiproxy_url)
+
+
 @register
 @dataclass
 class Latency(_Netem):
@@ -518,29 +523,33 @@ class Latency(_Netem):
     jitter_ms: float = 0.0
     correlation_pct: float = 0.0
 
-    # Without sch_netem, a stack with the fault proxy gets the delay from the proxy's
-    # latency toxic instead (on what the node sends back, as netem would), and the record
-    # says so. Each hook below goes to that fault when it is in use.
+    # Without sch_netem, a stack with a proxy before its nodes (Toxiproxy or the fault
+    # proxy) gets the delay from a latency toxic instead (on what the node sends back, as
+    # netem would), and the record says which. Each hook below goes to that fault when it
+    # is in use.
     def _via_proxy(self) -> Fault | None:
-        if netem_available()[0] or not self.stack.state().proxy_control_url:
+        if netem_available()[0] or not _has_proxy(self.stack.state()):
             return None
         if getattr(self, "_proxy_fault", None) is None:
             self._proxy_fault = make_fault(
                 "proxy_latency", self.stack, self.target, self.seed,
                 latency_ms=self.delay_ms, jitter_ms=self.jitter_ms,
             )  # fmt: skip
-            self.mechanism = "fault proxy (the kernel has no sch_netem)"
         return self._proxy_fault
 
     def usable(self) -> tuple[bool, str]:
         ok, why = self.available()
-        if ok or self.stack.state().proxy_control_url:
+        if ok or _has_proxy(self.stack.state()):
             return True, ""
         return False, why
 
     def plan(self, targets: tuple[ComponentState, ...]) -> list[UndoOp]:
         via = self._via_proxy()
-        return via.plan(targets) if via else super().plan(targets)
+        if via is None:
+            return super().plan(targets)
+        undo = via.plan(targets)  # chooses Toxiproxy or the fault proxy
+        self.mechanism = f"{via.mechanism} (the kernel has no sch_netem)"
+        return undo
 
     def apply(self, targets: tuple[ComponentState, ...]) -> None:
         via = self._via_proxy()

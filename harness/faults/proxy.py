@@ -1,4 +1,5 @@
-"""Faults at the JSON-RPC level, through the harness's own fault proxy.
+"""Faults in a proxy before the node: JSON-RPC faults in the harness's own fault proxy,
+transport faults (Toxiproxy's toxics) in a real Toxiproxy or in the fault proxy.
 
 The failures that cost an MEV operator money are often semantic: a node that answers
 with a stale head, ``header not found`` for recent blocks, rate limiting, one slow method.
@@ -6,6 +7,11 @@ These faults put a rule in the fault proxy that sits between HAProxy and a node 
 the stack with ``fault_proxy=True`` / ``--fault-proxy``), ledgered first like every
 fault: the undo is "remove the rule that matches this one", which needs no id, so it can
 be written before the rule exists and replayed by another process.
+
+Transport faults choose their mechanism per run (`transport_mechanism`): a toxic on the
+target's Toxiproxy proxy when the stack was started with ``--toxiproxy URL`` (undo:
+`toxiproxy_remove_toxic`, by the toxic's name, chosen before it is added), else a rule in
+the fault proxy. ``Fault.mechanism`` and the record say which ran.
 """
 
 from __future__ import annotations
@@ -13,18 +19,22 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import logging
+import math
+import secrets
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from harness.errors import ConfigError, HarnessError
 from harness.faults.fault import Fault, FaultIneffective
-from harness.faults.registry import register
+from harness.faults.registry import FAULTS, register
 from harness.faults.undo import UndoOp, undo_op
 from harness.load.workload import KNOWN_METHODS
 from harness.proxy.client import ProxyControl
-from harness.proxy.rules import parse_rule
-from harness.stack.model import ComponentState
+from harness.proxy.rules import TRANSPORT_KINDS, parse_rule
+from harness.proxy.toxiproxy import ToxiproxyDriver, ToxiproxyUnreachable
+from harness.stack.model import ComponentState, StackState
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +61,92 @@ def _remove_matching(op: UndoOp) -> str | None:
     return f"removed fault proxy rule {wanted['kind']} on port {wanted['route']}"
 
 
+@undo_op("toxiproxy_remove_toxic")
+def _remove_toxic(op: UndoOp) -> str | None:
+    """Remove toxic ``op["toxic"]`` from Toxiproxy proxy ``op["proxy"]`` at ``op["url"]``."""
+    try:
+        removed = ToxiproxyDriver(op["url"]).remove_toxic(op["proxy"], op["toxic"])
+    except ToxiproxyUnreachable:
+        return None  # the server is gone, and its toxics with it
+    if not removed:
+        return None
+    return f"removed Toxiproxy toxic {op['toxic']} from proxy {op['proxy']}"
+
+
+FAULT_PROXY = "fault proxy"
+TOXIPROXY = "toxiproxy"
+
+
+def transport_mechanism(kind: str, state: StackState, targets: tuple[ComponentState, ...]) -> str:
+    """Where a transport fault runs on this stack: Toxiproxy if every target has a proxy
+    there, else the fault proxy; `ConfigError` saying how to start the stack if neither."""
+    if state.toxiproxy_url and targets and all(t.toxiproxy_proxy for t in targets):
+        return TOXIPROXY
+    if state.proxy_control_url and all(t.proxy_port for t in targets):
+        return FAULT_PROXY
+    raise ConfigError(
+        "stack",
+        state.name,
+        f"{kind} needs a proxy before the node: start the stack with --fault-proxy "
+        "(fault_proxy=True) or --toxiproxy URL (toxiproxy='http://127.0.0.1:8474')",
+    )
+
+
+@dataclass(frozen=True)
+class Toxic:
+    """A Toxiproxy toxic as the server takes it: integer attributes in Toxiproxy's units."""
+
+    type: str
+    stream: str
+    toxicity: float
+    attributes: Mapping[str, int]
+
+
+# Toxiproxy's unit for each of our parameters (its attributes are Go integers).
+_UNITS = {"ms": "milliseconds", "us": "microseconds", "kb_s": "KB/s"}
+
+
+def toxic_for(kind: str, params: Mapping[str, Any]) -> Toxic:
+    """The Toxiproxy toxic for transport fault ``kind`` with ``params`` (our names and
+    units): ``latency_ms`` -> ``latency``, ``probability`` -> toxicity, ... A value
+    Toxiproxy would have to truncate (``latency_ms=0.5``) is a `ConfigError` naming it:
+    the fault would not be the one asked for."""
+    cls = FAULTS.get(kind)
+    if cls is None or not issubclass(cls, ProxyFault) or cls.rule_kind not in TRANSPORT_KINDS:
+        transport = sorted(
+            k for k, c in FAULTS.items()
+            if issubclass(c, ProxyFault) and c.rule_kind in TRANSPORT_KINDS
+        )  # fmt: skip
+        raise ConfigError(
+            "fault", kind, f"not a transport fault; choose one of: {', '.join(transport)}"
+        )
+    attributes: dict[str, int] = {}
+    for name, value in params.items():
+        if name in ("stream", "probability", "methods"):
+            continue
+        whole = round(float(value))
+        if abs(float(value) - whole) > 1e-6:  # float noise (0.1 * 3 * 1000) is no fraction
+            suffix = name.split("_", 1)[1] if "_" in name else ""
+            unit = _UNITS.get(suffix, "units")
+            raise ConfigError(
+                f"{kind}.{name}",
+                value,
+                f"Toxiproxy takes whole {unit}: use {math.floor(value)} or {math.ceil(value)}, "
+                "or run the fault through the fault proxy (a stack without --toxiproxy)",
+            )
+        attributes[cls.renames.get(name, name)] = whole
+    return Toxic(
+        cls.rule_kind,
+        str(params.get("stream", "downstream")),
+        float(params.get("probability", 1.0)),
+        attributes,
+    )
+
+
 @dataclass
 class ProxyFault(Fault):
-    """A rule in the fault proxy, on the route of each target node."""
+    """A rule in the fault proxy on each target node's route; for a transport kind on a
+    stack with Toxiproxy, a toxic on each target's Toxiproxy proxy instead."""
 
     rule_kind: ClassVar[str]
     # (fault parameter, rule field) where the names differ: units in our names.
@@ -63,9 +156,15 @@ class ProxyFault(Fault):
     probability: float = 1.0
 
     def __post_init__(self) -> None:
-        self.mechanism = "fault proxy"
+        self.mechanism = FAULT_PROXY  # until `plan` chooses, for a transport fault
         self._ids: list[tuple[str, str]] = []
+        self._toxic = ""  # the toxic's name on each target's Toxiproxy proxy
+        self._toxiproxy_url = ""
         super().__post_init__()
+
+    @property
+    def transport(self) -> bool:
+        return self.rule_kind in TRANSPORT_KINDS
 
     def params(self) -> dict[str, Any]:
         base = {f.name for f in dataclasses.fields(Fault)}
@@ -83,6 +182,8 @@ class ProxyFault(Fault):
 
     def validate(self) -> None:
         parse_rule(self._rule(ComponentState("check", "", "primary", None, "", 0, proxy_port=1)))
+        if self.transport and self._stack_has_toxiproxy():
+            toxic_for(self.kind, self.params())  # whole units, refused before the run starts
         methods = getattr(self, "methods", "*")
         if self.per_method and not any(fnmatch.fnmatchcase(m, methods) for m in WORKLOAD_METHODS):
             message = (
@@ -103,7 +204,33 @@ class ProxyFault(Fault):
             )
         return ProxyControl(url)
 
+    def _stack_has_toxiproxy(self) -> bool:
+        try:
+            return self.stack.state().toxiproxy_url is not None
+        except HarnessError:
+            return False  # not started yet: `plan` checks again
+
     def plan(self, targets: tuple[ComponentState, ...]) -> list[UndoOp]:
+        state = self.stack.state()
+        self.mechanism = (
+            transport_mechanism(self.kind, state, targets) if self.transport else FAULT_PROXY
+        )
+        if self.mechanism == TOXIPROXY:
+            assert state.toxiproxy_url is not None
+            toxic_for(self.kind, self.params())
+            self._toxiproxy_url = state.toxiproxy_url
+            # The fault's own id when it runs as itself (``hx-proxy_latency-1a2b3c4d``).
+            fault_id = getattr(self, "_id", None) or f"{self.kind}-{secrets.token_hex(4)}"
+            self._toxic = f"hx-{fault_id}"
+            return [
+                {
+                    "op": "toxiproxy_remove_toxic",
+                    "url": state.toxiproxy_url,
+                    "proxy": t.toxiproxy_proxy,
+                    "toxic": self._toxic,
+                }
+                for t in targets
+            ]
         control = self._control()
         return [
             {"op": "proxy_remove_matching", "control": control.url, "rule": self._rule(t)}
@@ -111,21 +238,51 @@ class ProxyFault(Fault):
         ]
 
     def apply(self, targets: tuple[ComponentState, ...]) -> None:
+        if self.mechanism == TOXIPROXY:
+            toxic = toxic_for(self.kind, self.params())
+            driver = ToxiproxyDriver(self._toxiproxy_url)
+            for t in targets:
+                assert t.toxiproxy_proxy is not None
+                driver.add_toxic(
+                    t.toxiproxy_proxy, self._toxic, toxic.type, toxic.stream, toxic.toxicity,
+                    toxic.attributes,
+                )  # fmt: skip
+            return
         control = self._control()
         self._ids = [(t.name, control.add(self._rule(t))) for t in targets]
 
     def _active(self) -> set[str]:
         return {r["id"] for r in self._control().rules()}
 
+    def _with_toxic(self, targets: tuple[ComponentState, ...]) -> list[str]:
+        """The targets whose Toxiproxy proxy carries this fault's toxic."""
+        driver = ToxiproxyDriver(self._toxiproxy_url)
+        return [
+            t.name
+            for t in targets
+            if t.toxiproxy_proxy and self._toxic in driver.toxic_names(t.toxiproxy_proxy)
+        ]
+
     def verify_applied(self, targets: tuple[ComponentState, ...]) -> None:
-        missing = [name for name, rule_id in self._ids if rule_id not in self._active()]
+        if self.mechanism == TOXIPROXY:
+            have = self._with_toxic(targets)
+            missing = [t.name for t in targets if t.name not in have]
+            where = "Toxiproxy toxic"
+        else:
+            missing = [name for name, rule_id in self._ids if rule_id not in self._active()]
+            where = "proxy rule"
         if missing:
-            raise FaultIneffective(f"fault ineffective: no proxy rule on {', '.join(missing)}")
+            raise FaultIneffective(f"fault ineffective: no {where} on {', '.join(missing)}")
 
     def verify_reverted(self, targets: tuple[ComponentState, ...]) -> None:
-        left = [name for name, rule_id in self._ids if rule_id in self._active()]
+        if self.mechanism == TOXIPROXY:
+            left = self._with_toxic(targets)
+            where = f"Toxiproxy toxic {self._toxic}"
+        else:
+            left = [name for name, rule_id in self._ids if rule_id in self._active()]
+            where = "proxy rule"
         if left:
-            raise FaultIneffective(f"proxy rule still active on {', '.join(left)} after revert")
+            raise FaultIneffective(f"{where} still active on {', '.join(left)} after revert")
 
 
 def _proxy_fault(

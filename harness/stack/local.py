@@ -5,6 +5,10 @@ stack up and returns when HAProxy sees every server UP and a JSON-RPC call throu
 frontend has been answered; leaving it stops every process and removes its state, also
 on an exception or Ctrl-C. A harness killed outright leaves a state file behind, which
 `reap_stale_stacks` (run at every start and by ``harness cleanup``) uses to remove it all.
+
+Between HAProxy and each node there may be a proxy: the harness's fault proxy
+(``fault_proxy``), a proxy on a Toxiproxy server (``toxiproxy``), or both, in the order
+HAProxy -> Toxiproxy -> fault proxy -> node.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from pathlib import Path
 
 from harness.errors import ConfigError, StackError
 from harness.jsonrpc import RpcClient, RpcFailure
+from harness.proxy.toxiproxy import ToxiproxyDriver, ToxiproxyError, split_url
 from harness.stack import haproxy
 from harness.stack.isolation import (
     NodeNetwork,
@@ -77,6 +82,23 @@ def node_name(index: int) -> str:
     return f"node-{index}"
 
 
+def toxiproxy_name(stack: str, node: str) -> str:
+    """The name of a node's proxy on the Toxiproxy server: ``hx-<stack>-<node>``."""
+    return f"hx-{stack}-{node}"
+
+
+def require_toxiproxy(url: str) -> None:
+    """`ConfigError` (before anything starts) unless a Toxiproxy server answers at ``url``."""
+    host, port = split_url(url)
+    if not ToxiproxyDriver(url).reachable(timeout_s=2.0):
+        raise ConfigError(
+            "toxiproxy",
+            url,
+            "no Toxiproxy server answers here: start one "
+            f"(`toxiproxy-server -host {host} -port {port}`) or drop --toxiproxy",
+        )
+
+
 class LocalStack:
     """N nodes behind HAProxy on loopback, supervised, with its state on disk."""
 
@@ -95,6 +117,7 @@ class LocalStack:
         self._owner = ProcessIdentity.current()
         self._write_lock = threading.Lock()
         self._phase = "starting"
+        self._toxiproxy_made: list[str] = []  # proxies this object created: only these go
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -114,6 +137,8 @@ class LocalStack:
             require_root("isolation", "netns")
         if self.spec.data_dir_size_mb is not None:
             require_root("data_dir_size_mb", self.spec.data_dir_size_mb)
+        if self.spec.toxiproxy is not None:
+            require_toxiproxy(self.spec.toxiproxy)
         self.reaped = reap_stale_stacks()
         for line in self.reaped:
             log.warning("removed leftover of an earlier run: %s", line)
@@ -142,6 +167,7 @@ class LocalStack:
         if self._supervisor is not None:
             self._supervisor.stop(timeout_s=3.0, first=[BALANCER])
             self._supervisor = None
+        self._destroy_toxiproxy_proxies()
         if self.dir.exists() and self._owns_dir():
             unmount_all_under(self.dir)
             for netns in netns_of_stack(self.spec.name):
@@ -228,6 +254,16 @@ class LocalStack:
             control_port = free_port()
             proxy_control_url = f"http://{LOOPBACK}:{control_port}/"
             components.append(ComponentState(PROXY, PROXY, "proxy", None, LOOPBACK, control_port))
+        if spec.toxiproxy:
+            # HAProxy -> Toxiproxy (a proxy per node, on the server) -> [fault proxy ->] node.
+            components = [
+                replace(
+                    c, toxiproxy_proxy=toxiproxy_name(spec.name, c.name), toxiproxy_port=free_port()
+                )
+                if c.role in NODE_ROLES
+                else c
+                for c in components
+            ]
         components.append(
             ComponentState(BALANCER, "haproxy", "balancer", None, LOOPBACK, frontend_port)
         )
@@ -243,6 +279,7 @@ class LocalStack:
             block_time_s=spec.block_time_s,
             components=tuple(components),
             proxy_control_url=proxy_control_url,
+            toxiproxy_url=spec.toxiproxy,
         )
         config = haproxy.render_config(
             template=spec.haproxy_template,
@@ -253,8 +290,8 @@ class LocalStack:
             servers=[
                 haproxy.ServerEntry(
                     c.name,
-                    LOOPBACK if c.proxy_port else c.host,
-                    c.proxy_port or c.port,
+                    LOOPBACK if c.toxiproxy_port or c.proxy_port else c.host,
+                    c.toxiproxy_port or c.proxy_port or c.port,
                     backup=c.role == "backup",
                 )
                 for c in components
@@ -288,6 +325,8 @@ class LocalStack:
             self._wait_answering(c, deadline)
         if self._state.proxy_control_url:
             self._launch_proxy(deadline)
+        if self._state.toxiproxy_url:
+            self._create_toxiproxy_proxies(self._state.toxiproxy_url)
         self._supervisor.add(BALANCER, haproxy.command(self.dir / "haproxy.cfg"), self.spec.restart)
 
     def _launch_proxy(self, deadline: float) -> None:
@@ -306,6 +345,33 @@ class LocalStack:
             except OSError:
                 time.sleep(0.01)
         raise StackError(f"the fault proxy did not come up: {self._log_tail(PROXY)}")
+
+    def _create_toxiproxy_proxies(self, url: str) -> None:
+        """One Toxiproxy proxy per node, to the fault proxy's route for it or to the node.
+        The state file names them first, so a harness killed here leaves them reapable."""
+        assert self._state is not None
+        self._write_state()
+        driver = ToxiproxyDriver(url)
+        for c in self._state.nodes:
+            assert c.toxiproxy_proxy is not None
+            upstream = f"{LOOPBACK}:{c.proxy_port}" if c.proxy_port else f"{c.host}:{c.port}"
+            try:
+                driver.create_proxy(c.toxiproxy_proxy, f"{LOOPBACK}:{c.toxiproxy_port}", upstream)
+            except ToxiproxyError as exc:
+                raise StackError(f"cannot put {c.name} behind Toxiproxy: {exc}") from exc
+            self._toxiproxy_made.append(c.toxiproxy_proxy)
+
+    def _destroy_toxiproxy_proxies(self) -> None:
+        """Delete the Toxiproxy proxies this stack created (with their toxics)."""
+        if not self._toxiproxy_made or self.spec.toxiproxy is None:
+            return
+        driver = ToxiproxyDriver(self.spec.toxiproxy)
+        while self._toxiproxy_made:
+            name = self._toxiproxy_made.pop()
+            try:
+                driver.destroy_proxy(name)
+            except ToxiproxyError as exc:  # the stack still goes; the proxy is reported
+                log.warning("could not remove Toxiproxy proxy %s: %s", name, exc)
 
     def _wait_answering(self, component: ComponentState, deadline: float) -> None:
         assert self._supervisor is not None

@@ -7,10 +7,12 @@ both carry them.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
+from urllib.parse import urlsplit
 
 from harness.errors import ConfigError
 
@@ -64,6 +66,9 @@ class StackSpec:
     data_dir_size_mb: int | None = None
     # The harness's JSON-RPC fault proxy between HAProxy and every node.
     fault_proxy: bool = False
+    # A Toxiproxy server's API (http://127.0.0.1:8474): a proxy of its own before every
+    # node, and transport faults go through it.
+    toxiproxy: str | None = None
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("-", "").replace("_", "").isalnum():
@@ -95,6 +100,8 @@ class StackSpec:
             raise ConfigError(
                 "data_dir_size_mb", self.data_dir_size_mb, "choose 16 to 65536 MiB, or leave it off"
             )
+        if self.toxiproxy is not None:
+            check_toxiproxy_url(self.toxiproxy)
         if self.haproxy_template is not None and not self.haproxy_template.is_file():
             raise ConfigError(
                 "haproxy_template", str(self.haproxy_template), "no such file; give a readable path"
@@ -116,6 +123,37 @@ class StackSpec:
         return cls(**doc)
 
 
+def check_toxiproxy_url(url: str) -> None:
+    """`ConfigError` unless ``url`` is a Toxiproxy API on this host: http://LOOPBACK:PORT."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme != "http" or not parts.hostname or port is None:
+        raise ConfigError(
+            "toxiproxy",
+            url,
+            "give the Toxiproxy API as http://HOST:PORT, e.g. http://127.0.0.1:8474",
+        )
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ConfigError(
+            "toxiproxy", url, f"give the API's root only: http://{parts.hostname}:{port}"
+        )
+    host = parts.hostname
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ConfigError(
+            "toxiproxy",
+            url,
+            "only a Toxiproxy on this host is used (127.0.0.1, ::1 or localhost): its proxies "
+            "listen where HAProxy must reach them; run toxiproxy-server here",
+        )
+
+
 @dataclass(frozen=True)
 class ComponentState:
     """One running part of the stack, as a fault or a probe needs to see it."""
@@ -131,6 +169,8 @@ class ComponentState:
     ifname: str | None = None  # the node's end of its veth pair, inside ``netns``
     host_ifname: str | None = None  # the host's end
     proxy_port: int | None = None  # HAProxy reaches the node through the fault proxy here
+    toxiproxy_proxy: str | None = None  # the node's proxy on the Toxiproxy server, by name
+    toxiproxy_port: int | None = None  # ... where it listens: HAProxy's server entry
     restarts: int = 0
 
     @property
@@ -153,6 +193,7 @@ class StackState:
     block_time_s: float
     components: tuple[ComponentState, ...]
     proxy_control_url: str | None = None  # the fault proxy's control API, if it runs
+    toxiproxy_url: str | None = None  # the Toxiproxy server holding the nodes' proxies
 
     @property
     def nodes(self) -> tuple[ComponentState, ...]:

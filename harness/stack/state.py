@@ -22,6 +22,7 @@ from typing import Any
 import psutil
 
 from harness.errors import StackError
+from harness.proxy.toxiproxy import ToxiproxyDriver, ToxiproxyError
 from harness.stack.isolation import delete_netns, netns_of_stack, unmount_all_under
 from harness.stack.model import StackState
 
@@ -176,6 +177,8 @@ def reap_stale_stacks(include_live: bool = False) -> list[str]:
             if proc.kill():
                 removed.append(f"process {name} (pid {proc.pid}) of stack {directory.name!r}")
         removed.extend(_kill_strays(directory))
+        if state.stack is not None:
+            removed.extend(_destroy_toxiproxy_proxies(state.stack))
         removed.extend(_remove_stack_dir(directory))
     return removed
 
@@ -196,6 +199,24 @@ def _kill_strays(directory: Path) -> list[str]:
                 removed.append(f"stray process {proc.info['name']} (pid {proc.info['pid']})")
         except psutil.Error:
             continue
+    return removed
+
+
+def _destroy_toxiproxy_proxies(stack: StackState) -> list[str]:
+    """Delete the stack's proxies on its Toxiproxy server, each only if it still listens
+    where the stack put it (a proxy of the same name elsewhere is another stack's)."""
+    if stack.toxiproxy_url is None:
+        return []
+    driver = ToxiproxyDriver(stack.toxiproxy_url)
+    removed = []
+    for c in stack.components:
+        if c.toxiproxy_proxy is None:
+            continue
+        try:
+            if driver.destroy_proxy(c.toxiproxy_proxy, listen=f"127.0.0.1:{c.toxiproxy_port}"):
+                removed.append(f"Toxiproxy proxy {c.toxiproxy_proxy} at {stack.toxiproxy_url}")
+        except ToxiproxyError as exc:  # a server that is gone took its proxies with it
+            log.warning("could not remove Toxiproxy proxy %s: %s", c.toxiproxy_proxy, exc)
     return removed
 
 

@@ -73,8 +73,14 @@ def summarize(result: ExperimentResult) -> str:
     if load:
         for p in load["phases"]:
             errors = ", ".join(f"{k} x{v}" for k, v in p["errors"].items()) or "none"
+            # A rate over a few milliseconds (the phase of a kill) says nothing; its length does.
+            rate = (
+                f"{p['throughput_rps']:7.1f} req/s"
+                if p["duration_s"] >= 1
+                else f"in {p['duration_s'] * 1000:.1f} ms"
+            )
             lines.append(
-                f"  load {p['phase']:<9} {p['requests']:>6} req, {p['throughput_rps']:7.1f} req/s, "
+                f"  load {p['phase']:<9} {p['requests']:>6} req, {rate}, "
                 f"errors {p['error_rate_pct']:.2f}% ({errors}); p50 {_ms(p['p50_us'])}, "
                 f"p99 {_ms(p['p99_us'])}, p99.9 {_ms(p['p999_us'])}, max {_ms(p['max_us'])}"
             )

@@ -42,6 +42,7 @@ from toxiproxy.api import APIConsumer
 from toxiproxy.exceptions import InvalidToxic, NotFound, ProxyExists
 
 from harness.errors import ConfigError, HarnessError
+from harness.stack.model import split_toxiproxy_url as split_url
 
 DEFAULT_URL = "http://127.0.0.1:8474"
 URL_ENV = "HARNESS_TOXIPROXY_URL"
@@ -69,20 +70,6 @@ class ToxiproxyProxy:
 def toxiproxy_url_from_env() -> str:
     """$HARNESS_TOXIPROXY_URL, or the default ``http://127.0.0.1:8474``."""
     return os.environ.get(URL_ENV) or DEFAULT_URL
-
-
-def split_url(url: str) -> tuple[str, int]:
-    """(host, port) of a Toxiproxy API URL such as ``http://127.0.0.1:8474``."""
-    parts = urlsplit(url)
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    if parts.scheme != "http" or not parts.hostname or port is None:
-        raise ConfigError(
-            "toxiproxy", url, "give the Toxiproxy API as http://HOST:PORT, e.g. " + DEFAULT_URL
-        )
-    return parts.hostname, port
 
 
 class ToxiproxyDriver:

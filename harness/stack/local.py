@@ -28,7 +28,7 @@ from pathlib import Path
 
 from harness.errors import ConfigError, StackError
 from harness.jsonrpc import RpcClient, RpcFailure
-from harness.proxy.toxiproxy import ToxiproxyDriver, ToxiproxyError, split_url
+from harness.proxy.toxiproxy import ToxiproxyDriver, ToxiproxyError
 from harness.stack import haproxy
 from harness.stack.isolation import (
     NodeNetwork,
@@ -38,7 +38,14 @@ from harness.stack.isolation import (
     require_root,
     unmount_all_under,
 )
-from harness.stack.model import NODE_ROLES, ComponentState, Role, StackSpec, StackState
+from harness.stack.model import (
+    NODE_ROLES,
+    ComponentState,
+    Role,
+    StackSpec,
+    StackState,
+    split_toxiproxy_url,
+)
 from harness.stack.nodes import NodeAdapter, adapter
 from harness.stack.state import (
     STATE_FILE,
@@ -89,7 +96,7 @@ def toxiproxy_name(stack: str, node: str) -> str:
 
 def require_toxiproxy(url: str) -> None:
     """`ConfigError` (before anything starts) unless a Toxiproxy server answers at ``url``."""
-    host, port = split_url(url)
+    host, port = split_toxiproxy_url(url)
     if not ToxiproxyDriver(url).reachable(timeout_s=2.0):
         raise ConfigError(
             "toxiproxy",

@@ -123,8 +123,8 @@ class StackSpec:
         return cls(**doc)
 
 
-def check_toxiproxy_url(url: str) -> None:
-    """`ConfigError` unless ``url`` is a Toxiproxy API on this host: http://LOOPBACK:PORT."""
+def split_toxiproxy_url(url: str) -> tuple[str, int]:
+    """(host, port) of a Toxiproxy API URL such as ``http://127.0.0.1:8474``."""
     parts = urlsplit(url)
     try:
         port = parts.port
@@ -136,11 +136,15 @@ def check_toxiproxy_url(url: str) -> None:
             url,
             "give the Toxiproxy API as http://HOST:PORT, e.g. http://127.0.0.1:8474",
         )
+    return parts.hostname, port
+
+
+def check_toxiproxy_url(url: str) -> None:
+    """`ConfigError` unless ``url`` is a Toxiproxy API on this host: http://LOOPBACK:PORT."""
+    host, port = split_toxiproxy_url(url)
+    parts = urlsplit(url)
     if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise ConfigError(
-            "toxiproxy", url, f"give the API's root only: http://{parts.hostname}:{port}"
-        )
-    host = parts.hostname
+        raise ConfigError("toxiproxy", url, f"give the API's root only: http://{host}:{port}")
     try:
         loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:

@@ -318,8 +318,9 @@ def test_harness_run_with_toxiproxy_records_the_mechanism_in_result_json(
     assert ours(toxiproxy_url, "default") == {}
 
 
-def test_doctor_says_a_toxiproxy_server_answers(toxiproxy_url: str) -> None:
-    result = subprocess.run(
+def doctor(toxiproxy_url: str) -> subprocess.CompletedProcess[str]:
+    """``harness doctor`` looking for Toxiproxy at ``toxiproxy_url``."""
+    return subprocess.run(
         [str(VENV_BIN / "harness"), "doctor"],
         capture_output=True,
         text=True,
@@ -327,6 +328,10 @@ def test_doctor_says_a_toxiproxy_server_answers(toxiproxy_url: str) -> None:
         check=False,
         env={**os.environ, URL_ENV: toxiproxy_url, "COLUMNS": "300"},
     )
+
+
+def test_doctor_says_a_toxiproxy_server_answers(toxiproxy_url: str) -> None:
+    result = doctor(toxiproxy_url)
     version = ToxiproxyDriver(toxiproxy_url).version()
     assert f"Toxiproxy {version} answers at {toxiproxy_url}" in result.stdout
 
@@ -359,13 +364,6 @@ def test_stack_up_without_a_toxiproxy_server_is_exit_2_and_says_how_to_start_one
 
 def test_doctor_without_a_server_says_transport_faults_use_the_fault_proxy() -> None:
     url = f"http://127.0.0.1:{free_port()}"
-    result = subprocess.run(
-        [str(VENV_BIN / "harness"), "doctor"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={**os.environ, URL_ENV: url, "COLUMNS": "300"},
-    )
+    result = doctor(url)
     assert f"no server answers at {url}" in result.stdout
     assert "fault proxy" in result.stdout

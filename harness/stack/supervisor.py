@@ -9,6 +9,11 @@ start-up backoff), reports deaths through an XML-RPC event listener with second
 resolution, and runs as a separate daemon; circus needs ZeroMQ. What the harness needs
 is ~150 lines: a watcher thread per child blocked in ``waitpid``, which timestamps the
 death the moment the kernel reports it.
+
+Each child leads a process group of its own, and whatever it started goes with it (as
+systemd's ``KillMode=control-group``): when the child dies or is stopped, the rest of its
+group is SIGKILLed before a restart, so a node that forks helpers (erigon's rpcdaemon,
+say) never leaves one holding a port or a data directory.
 """
 
 from __future__ import annotations
@@ -114,6 +119,7 @@ class SupervisedProcess:
             proc = self._proc
             assert proc is not None
             returncode = proc.wait()
+            _kill_group(proc.pid)  # what the dead child started dies with it
             with self._lock:
                 if self._stop.is_set():
                     return
@@ -162,6 +168,7 @@ class SupervisedProcess:
             except subprocess.TimeoutExpired:
                 _signal(proc, signal.SIGKILL)
                 proc.wait(5)
+            _kill_group(proc.pid)
             self._emit(self._event("stopped", pid=proc.pid, returncode=proc.returncode))
         if self._thread is not None:
             self._thread.join(5)
@@ -173,6 +180,17 @@ class SupervisedProcess:
 def _signal(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(proc.pid, sig)
+
+
+def _kill_group(leader_pid: int) -> None:
+    """SIGKILL what is left of the process group ``leader_pid`` led (after it exited).
+
+    The group id cannot be reused while any member lives, so this reaches only what the
+    child started; an empty group is ESRCH. A paused member dies too: SIGKILL needs no
+    SIGCONT.
+    """
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(leader_pid, signal.SIGKILL)
 
 
 class Supervisor:

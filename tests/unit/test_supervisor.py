@@ -111,6 +111,16 @@ def supervisor(tmp_path: Path) -> Iterator[Supervisor]:
         assert not survivors, f"children outlived stop(): {survivors}"
 
 
+def forks_a_helper(pid_file: Path) -> list[str]:
+    """A child that starts a grandchild (writing its pid to ``pid_file``) and waits."""
+    return ["sh", "-c", f"sleep 30 & echo $! > {pid_file}; wait"]
+
+
+def helper_pid(pid_file: Path) -> int:
+    wait_for(lambda: pid_file.exists() and pid_file.read_text().strip() != "", "the helper")
+    return int(pid_file.read_text())
+
+
 # --- restart after a death ---------------------------------------------------------------
 
 
@@ -124,6 +134,18 @@ def test_sigkilled_child_is_restarted_after_the_configured_delay(supervisor: Sup
     restarted = of_kind(supervisor, "started")[1]
     gap_ms = ms_between(exited, restarted)
     assert 200 <= gap_ms < 400, f"restart came {gap_ms:.1f} ms after the death, delay is 200 ms"
+
+
+def test_what_a_dead_child_started_dies_before_it_is_restarted(
+    supervisor: Supervisor, tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "helper.pid"
+    child = supervisor.add("node", forks_a_helper(pid_file), policy(delay_s=0.3))
+    helper = helper_pid(pid_file)
+    assert child.pid is not None
+    os.kill(child.pid, signal.SIGKILL)
+    wait_for_events(supervisor, "restart_scheduled", 1)
+    assert not alive(helper), "the killed child's helper outlived it"
 
 
 def test_consecutive_quick_deaths_multiply_the_delay_up_to_max_delay_s(
@@ -318,6 +340,14 @@ def test_stop_ends_children_with_sigterm_and_reports_no_death(supervisor: Superv
     }
     assert of_kind(supervisor, "exited") == []
     assert supervisor.pids() == {"a": None, "b": None}
+
+
+def test_stop_ends_what_the_children_started_too(supervisor: Supervisor, tmp_path: Path) -> None:
+    pid_file = tmp_path / "helper.pid"
+    supervisor.add("node", forks_a_helper(pid_file), policy())
+    helper = helper_pid(pid_file)
+    supervisor.stop(timeout_s=1.0)
+    wait_for(lambda: not alive(helper), "the helper to be gone", timeout_s=1.0)
 
 
 def test_stop_never_restarts_what_it_stopped(supervisor: Supervisor) -> None:

@@ -20,7 +20,15 @@ def isolated_state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pat
     old = os.environ.get("HARNESS_STATE_DIR")
     os.environ["HARNESS_STATE_DIR"] = str(state)
     os.environ["PATH"] = f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}"
-    yield state
+    try:
+        yield state
+    finally:
+        # A harness process the test started and that was SIGKILLed (pytest itself being
+        # interrupted kills its subprocesses so) leaves its stack in this directory, where
+        # no later entry point would look: reap it now, as `harness cleanup` would.
+        from harness.cleanup import cleanup_leftovers
+
+        cleanup_leftovers()
     if old is None:
         os.environ.pop("HARNESS_STATE_DIR", None)
     else:

@@ -280,6 +280,9 @@ def cleanup() -> None:
 @click.option("--abort-if", "guards", multiple=True, help="e.g. 'error_rate_pct > 90 for 5s'.")
 @click.option("--seed", type=int, default=0)
 @click.option("--no-load", is_flag=True, help="Probes only, no Locust load.")
+@click.option(
+    "--load-at", default="frontend", help="Where the load goes: frontend, primary or node-N."
+)
 @click.option("--load-profile", default="searcher", help="searcher, light, heavy, or a TOML file.")
 @click.option("--load-model", type=click.Choice(["open", "closed"]), default="open")
 @click.option("--rate", type=float, default=200.0, help="Open model: requests per second.")
@@ -301,6 +304,7 @@ def run_cmd(
     guards: tuple[str, ...],
     seed: int,
     no_load: bool,
+    load_at: str,
     load_profile: str,
     load_model: str,
     rate: float,
@@ -327,6 +331,7 @@ def run_cmd(
         probe_interval_s=probe_interval_ms / 1000,
         slos=file_slos + tuple(SLO.parse(s) for s in slos) or experiment.DEFAULT_SLOS,
         safeguards=file_guards + tuple(Safeguard.parse(g) for g in guards),
+        load_at=load_at,
         load=None
         if no_load
         else LoadSpec(

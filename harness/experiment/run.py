@@ -29,6 +29,7 @@ from harness.measure.recorder import Recorder
 from harness.measure.recovery import max_head_lag
 from harness.report import RunDir
 from harness.stack.local import LocalStack
+from harness.stack.model import StackState
 from harness.stack.steady import SteadyState, check_steady_state, wait_for_steady_state
 
 log = logging.getLogger(__name__)
@@ -167,8 +168,9 @@ def run(spec: ExperimentSpec, reports_dir: Path) -> ExperimentResult:
                 [n.url for n in state.nodes], accounts=accounts_needed(spec.load)
             )
             load_run = LoadRun(
-                spec.load, state.frontend_url, run_dir.path / "load", contract, recorder.add
-            )
+                spec.load, _load_url(spec.load_at, state), run_dir.path / "load", contract,
+                recorder.add,
+            )  # fmt: skip
         with contextlib.ExitStack() as running:
             prober = running.enter_context(
                 Prober(stack, spec.probe_interval_s, samples_path=run_dir.path / "probes.jsonl")
@@ -285,6 +287,15 @@ def run(spec: ExperimentSpec, reports_dir: Path) -> ExperimentResult:
     return result
 
 
+def _load_url(load_at: str, state: StackState) -> str:
+    """The URL the load goes to: HAProxy's frontend, or one node's own port."""
+    if load_at == "frontend":
+        return state.frontend_url
+    if load_at == "primary":
+        return next(n for n in state.nodes if n.role == "primary").url
+    return state.component(load_at).url
+
+
 def _load_doc(spec: ExperimentSpec, load_run: LoadRun, summary: dict[str, Any]) -> dict[str, Any]:
     assert spec.load is not None
     duration_s = max((load_run.stopped_ns - load_run.started_ns) / 1e9, 1e-9)
@@ -292,6 +303,8 @@ def _load_doc(spec: ExperimentSpec, load_run: LoadRun, summary: dict[str, Any]) 
     requests = sum(p["requests"] for p in phases)
     return {
         "spec": asdict(spec.load),
+        "at": spec.load_at,
+        "url": load_run.target_url,
         "intended_rate_per_s": spec.load.rate_per_s if spec.load.model == "open" else None,
         "achieved_rate_per_s": round(requests / sum(p["duration_s"] for p in phases), 1)
         if phases

@@ -34,6 +34,9 @@ class ExperimentSpec:
     fault_params: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
     load: LoadSpec | None = DEFAULT_LOAD
+    # Where the load goes: through HAProxy ("frontend"), or straight at one node
+    # ("primary" or "node-N"), to see a node's own behaviour without the balancer.
+    load_at: str = "frontend"
     baseline_s: float = 3.0
     hold_s: float = 0.0
     recovery_timeout_s: float = 30.0
@@ -51,3 +54,8 @@ class ExperimentSpec:
             raise ConfigError("recovery_timeout_s", self.recovery_timeout_s, "choose 1 to 3600 s")
         if not 0.001 <= self.probe_interval_s <= 1:
             raise ConfigError("probe_interval_s", self.probe_interval_s, "choose 0.001 to 1 s")
+        nodes = [f"node-{i}" for i in range(self.stack.nodes)]
+        if self.load_at not in ("frontend", "primary", *nodes):
+            raise ConfigError(
+                "load_at", self.load_at, f"choose frontend, primary or one of {', '.join(nodes)}"
+            )

@@ -52,8 +52,9 @@ def summarize(result: ExperimentResult) -> str:
             else f"closed model, {spec['users']} users"
         )
         cpu = ", ".join(f"{v}%" for v in load["generator_health"].get("cpu_pct", {}).values())
+        at = "" if load.get("at", "frontend") == "frontend" else f" at {load['at']} directly"
         lines.append(
-            f"load: profile {spec['profile']}, {rate}, "
+            f"load{at}: profile {spec['profile']}, {rate}, "
             f"{load['achieved_rate_per_s']:g} req/s achieved, "
             f"{spec['workers']} worker(s) (CPU {cpu or '-'})"
         )

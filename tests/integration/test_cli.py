@@ -143,6 +143,28 @@ def test_run_writes_a_result_and_a_summary(tmp_path: Path) -> None:
     assert no_stack_left()
 
 
+def test_load_at_a_backup_node_sees_no_error_while_the_frontend_loses_the_killed_primary(
+    tmp_path: Path,
+) -> None:
+    result = harness(
+        "run", "--reports-dir", str(tmp_path), "--load-at", "node-1", "--rate", "100",
+        "--baseline", "1s", "--settle", "1s", "--slo", "outage_s <= 10",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr + result.stdout
+    (run_dir,) = list(tmp_path.iterdir())
+    doc = json.loads((run_dir / "result.json").read_text())
+    node_1 = next(c for c in doc["stack"]["components"] if c["name"] == "node-1")
+    assert (doc["load"]["at"], doc["load"]["url"]) == (
+        "node-1",
+        f"http://127.0.0.1:{node_1['port']}/",
+    )
+    assert doc["load"]["samples"] > 100
+    assert all(p["error_rate_pct"] == 0 for p in doc["load"]["phases"])
+    assert doc["recovery"]["outage_s"] > 0  # the probes through HAProxy saw the kill
+    assert "load at node-1 directly:" in (run_dir / "summary.txt").read_text()
+    assert no_stack_left()
+
+
 @pytest.mark.parametrize(
     ("args", "field"),
     [
@@ -153,6 +175,7 @@ def test_run_writes_a_result_and_a_summary(tmp_path: Path) -> None:
         (["--abort-if", "errors > lots"], "abort_if"),
         (["--fault", "meteor"], "fault"),
         (["--baseline", "-1s"], "--baseline"),
+        (["--load-at", "node-7"], "load_at"),
     ],
 )
 def test_bad_run_input_is_exit_2_naming_the_field_before_anything_starts(

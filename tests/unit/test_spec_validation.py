@@ -17,6 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from harness.errors import ConfigError, HarnessError, MissingBinaryError
+from harness.experiment.spec import ExperimentSpec
 from harness.stack.haproxy import DEFAULT_TEMPLATE
 from harness.stack.model import HealthCheck, RestartPolicy, StackSpec
 from harness.stack.nodes import ADAPTERS, adapter
@@ -269,3 +270,19 @@ def test_a_percentage_outside_0_to_100_is_rejected(field: str, pct: float) -> No
 @given(pct=st.floats(min_value=0, max_value=100, exclude_max=True))
 def test_a_percentage_in_0_to_100_is_accepted(field: str, pct: float) -> None:
     assert getattr(SteadyStateSpec(**{field: pct}), field) == pct
+
+
+# -- where an experiment's load goes --------------------------------------------------------
+
+
+@pytest.mark.parametrize("load_at", ["frontend", "primary", "node-0", "node-2"])
+def test_load_goes_to_the_frontend_the_primary_or_a_node_of_the_stack(load_at: str) -> None:
+    assert ExperimentSpec(stack=StackSpec(nodes=3), load_at=load_at).load_at == load_at
+
+
+@pytest.mark.parametrize("load_at", ["node-3", "haproxy", "backup", "", "http://x/"])
+def test_load_at_anything_else_is_rejected_with_the_choices(load_at: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        ExperimentSpec(stack=StackSpec(nodes=3), load_at=load_at)
+    assert caught.value.field == "load_at"
+    assert "frontend, primary or one of node-0, node-1, node-2" in caught.value.fix

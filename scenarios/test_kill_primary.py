@@ -32,10 +32,10 @@ def test_service_recovers_within_slo_when_the_primary_is_killed(
         settle_s=1.0,
         slos=(
             SLO.parse("error_rate_pct[baseline] <= 1"),
-            # The roadmap's p99 < 50 ms is `harness run`'s default. Here the same 2 cores
-            # also run the nodes, HAProxy and Locust (22 ms idle, 98 ms seen under another
-            # process's load), so the suite guards against regressions, not the roadmap.
-            SLO.parse("p99_ms[baseline] <= 250"),
+            # The roadmap's p99 < 50 ms. The load's latencies end at the kernel's receive
+            # time, so a starved load generator no longer inflates them: with 4 CPU hogs on
+            # these 2 cores the baseline p99 measured 1.4-9.3 ms.
+            SLO.parse("p99_ms[baseline] <= 50"),
             SLO.parse("outage_s <= 10"),
             SLO.parse("mttr_component_s <= 30"),
             SLO.parse("max_head_lag_blocks <= 5"),

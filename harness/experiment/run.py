@@ -219,8 +219,9 @@ def run(spec: ExperimentSpec, reports_dir: Path) -> ExperimentResult:
     measured["max_head_lag_blocks"] = float(lag) if lag is not None else None
     for s in stats:
         if s.target == FRONTEND:
-            measured[f"availability_pct[{s.phase}]"] = s.availability_pct
-            measured[f"error_rate_pct[{s.phase}]"] = 100.0 - s.availability_pct
+            available = s.availability_pct
+            measured[f"availability_pct[{s.phase}]"] = available
+            measured[f"error_rate_pct[{s.phase}]"] = None if available is None else 100 - available
             for key, value in (("p50_ms", s.p50_us), ("p99_ms", s.p99_us), ("max_ms", s.max_us)):
                 measured[f"{key}[{s.phase}]"] = value / 1000 if value is not None else None
     if load_run is not None and spec.load is not None:

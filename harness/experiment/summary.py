@@ -14,6 +14,10 @@ def _ms(us: float | None) -> str:
     return "-" if us is None else f"{us / 1000:.2f} ms"
 
 
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}%"
+
+
 def _restarts(events: list[dict[str, Any]]) -> list[str]:
     lines = []
     starts = [e for e in events if e["kind"] == "started"]
@@ -90,7 +94,7 @@ def summarize(result: ExperimentResult) -> str:
             classes = ", ".join(f"{k} x{v}" for k, v in p["failure_classes"].items()) or "none"
             lines.append(
                 f"  probe {p['phase']:<9} {p['probes']:>5} probes, "
-                f"availability {p['availability_pct']:.3f}%, p99 {_ms(p['p99_us'])}; "
+                f"availability {_pct(p['availability_pct'])}, p99 {_ms(p['p99_us'])}; "
                 f"failures: {classes}"
             )
     lag = result.measured.get("max_head_lag_blocks")

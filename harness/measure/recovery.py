@@ -45,7 +45,7 @@ class PhaseStats:
     target: str
     probes: int
     failures: int
-    availability_pct: float
+    availability_pct: float | None  # None: no probe fell in the phase
     p50_us: float | None
     p99_us: float | None
     max_us: float | None
@@ -90,7 +90,7 @@ def phase_stats(samples: Sequence[ProbeSample], phase: Phase, target: str) -> Ph
         target=target,
         probes=len(mine),
         failures=failed,
-        availability_pct=100.0 * (len(mine) - failed) / len(mine) if mine else float("nan"),
+        availability_pct=100.0 * (len(mine) - failed) / len(mine) if mine else None,
         p50_us=percentile(latencies, 50),
         p99_us=percentile(latencies, 99),
         max_us=latencies[-1] if latencies else None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import shutil
 import signal
@@ -43,13 +44,26 @@ def stacks_dir() -> Path:
     return state_root() / "stacks"
 
 
+def _strict(value: Any) -> Any:
+    """``value`` with every NaN or infinity replaced by None: JSON has no such numbers, and
+    Python's ``NaN`` breaks every other language's parser."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strict(v) for v in value]
+    return value
+
+
 def write_json_atomic(path: Path, doc: Any) -> None:
-    """Write ``doc`` as JSON so that a reader sees the old file or the new one, never half."""
+    """Write ``doc`` as strict JSON (no NaN) so that a reader sees the old file or the new
+    one, never half."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "w") as out:
-            json.dump(doc, out, indent=2, default=str)
+            json.dump(_strict(doc), out, indent=2, default=str, allow_nan=False)
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, path)

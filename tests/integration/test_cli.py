@@ -129,7 +129,8 @@ def test_run_writes_a_result_and_a_summary(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr + result.stdout
     (run_dir,) = list(tmp_path.iterdir())
-    doc = json.loads((run_dir / "result.json").read_text())
+    # Strict JSON, as any other language reads it: no NaN, no Infinity.
+    doc = json.loads((run_dir / "result.json").read_text(), parse_constant=pytest.fail)
     assert doc["run_id"] == run_dir.name
     assert doc["passed"] is True
     assert doc["steady_state_before"]["ok"] is True

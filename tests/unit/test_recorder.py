@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from harness.measure.recorder import Recorder
+from harness.stack.state import write_json_atomic
 
 S = 1_000_000_000
 
@@ -98,3 +102,15 @@ def test_p99_is_within_a_tenth_of_a_percent_of_the_exact_nearest_rank(
     measured = phases(recorder.summary(S), "baseline")["p99_us"]
     exact = sorted(max(1, round(v)) for v in latencies)[max(0, -(-99 * len(latencies) // 100) - 1)]
     assert measured == pytest.approx(exact, rel=1e-3, abs=1)
+
+
+def test_reports_are_strict_json_a_nan_or_infinity_is_written_as_null(tmp_path: Path) -> None:
+    path = tmp_path / "result.json"
+    write_json_atomic(path, {"a": math.nan, "b": [1.5, math.inf], "c": {"d": -math.inf}})
+    text = path.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text, parse_constant=lambda name: pytest.fail(name)) == {
+        "a": None,
+        "b": [1.5, None],
+        "c": {"d": None},
+    }

@@ -108,6 +108,12 @@ def test_phase_stats_count_failures_by_class_and_availability() -> None:
     assert stats.availability_pct == pytest.approx(100 * 90 / 101)
 
 
+def test_a_phase_no_probe_fell_in_has_no_availability_rather_than_nan() -> None:
+    samples = timeline(FRONTEND, 0, 1000, bad=(0, 0), step_ms=10)
+    stats = phase_stats(samples, Phase("fault", 2000 * MS, 2001 * MS), FRONTEND)
+    assert (stats.probes, stats.availability_pct) == (0, None)
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [

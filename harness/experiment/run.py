@@ -28,7 +28,7 @@ from harness.measure import FRONTEND, Phase, Prober, evaluate, phase_stats, reco
 from harness.measure.recorder import Recorder
 from harness.measure.recovery import max_head_lag
 from harness.report import RunDir
-from harness.stack.local import LocalStack
+from harness.stack.local import LocalStack, PlannedStack
 from harness.stack.model import StackState
 from harness.stack.steady import SteadyState, check_steady_state, wait_for_steady_state
 
@@ -152,6 +152,7 @@ def _wait_for_recovery(
 
 def run(spec: ExperimentSpec, reports_dir: Path) -> ExperimentResult:
     """Run one experiment; write ``<reports_dir>/<run-id>/result.json`` and summary.txt."""
+    preflight(spec)
     run_dir = RunDir.create(reports_dir)
     reaped = cleanup_leftovers()
     started = time.monotonic()
@@ -187,7 +188,7 @@ def run(spec: ExperimentSpec, reports_dir: Path) -> ExperimentResult:
             record = fault.record
             assert record is not None
             recorder.begin_phase("recovery", record.reverted_ns)
-            faulted = list(record.targets)
+            faulted = _probed_as(state, record.targets)
             _wait_for_recovery(prober, record.effective_ns, faulted, spec.recovery_timeout_s, watch)
             watch.sleep(spec.settle_s)
             end_ns = time.monotonic_ns()
@@ -286,6 +287,22 @@ def run(spec: ExperimentSpec, reports_dir: Path) -> ExperimentResult:
     run_dir.write_result(result.to_dict())
     run_dir.write_summary(summarize(result))
     return result
+
+
+def _probed_as(state: StackState, targets: tuple[str, ...]) -> list[str]:
+    """The probe targets that show each faulted component's health: a node's own port, and
+    for HAProxy or the fault proxy (no port of their own to probe) the frontend."""
+    roles = {c.name: c.role for c in state.components}
+    return [FRONTEND if roles.get(name) in ("balancer", "proxy") else name for name in targets]
+
+
+def preflight(spec: ExperimentSpec) -> None:
+    """What can be checked before a stack starts, checked: the fault's parameters, whether
+    this host can run it, and whether the stack as specified gives it what it needs (a
+    proxy, namespaces). Raises what the run would otherwise raise after its baseline."""
+    planned = PlannedStack(spec.stack)
+    fault = make_fault(spec.fault, planned, spec.target, spec.seed, **spec.fault_params)
+    fault.preflight(planned.state())
 
 
 def _load_url(load_at: str, state: StackState) -> str:

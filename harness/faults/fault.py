@@ -25,7 +25,7 @@ from harness.errors import ConfigError, HarnessError
 from harness.faults.ledger import Ledger, ledger_dir
 from harness.faults.targets import select, validate_selector
 from harness.faults.undo import UndoOp, run_undo
-from harness.stack.model import ComponentState, Stack
+from harness.stack.model import ComponentState, Stack, StackState
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +140,22 @@ class Fault(abc.ABC):
         """The fault's parameters, for the ledger and the report."""
         return {}
 
+    def preflight(self, state: StackState) -> tuple[ComponentState, ...]:
+        """The targets this fault would hit on a stack in ``state``, or why it cannot run:
+        `FaultUnavailable` when this host cannot, `ConfigError` when the stack (or the
+        target) does not give it what it needs. Runs on entry, and before a stack starts
+        against the state it will have (`PlannedStack`), so bad input costs no stack."""
+        ok, why = self.usable()
+        if not ok:
+            raise FaultUnavailable(f"{self.kind} cannot run on this host: {why}")
+        targets = select(state, self.target, self.seed)
+        refused = [t.name for t in targets if t.role not in self.roles]
+        if refused:
+            raise ConfigError(
+                "target", self.target, f"{self.kind} cannot target {', '.join(refused)}"
+            )
+        return targets
+
     @abc.abstractmethod
     def plan(self, targets: tuple[ComponentState, ...]) -> list[UndoOp]:
         """Everything needed to undo the fault, computed before it is applied."""
@@ -172,16 +188,7 @@ class Fault(abc.ABC):
         return self.ledger or default_ledger()
 
     def __enter__(self) -> Fault:
-        ok, why = self.usable()
-        if not ok:
-            raise FaultUnavailable(f"{self.kind} cannot run on this host: {why}")
-        state = self.stack.state()
-        targets = select(state, self.target, self.seed)
-        refused = [t.name for t in targets if t.role not in self.roles]
-        if refused:
-            raise ConfigError(
-                "target", self.target, f"{self.kind} cannot target {', '.join(refused)}"
-            )
+        targets = self.preflight(self.stack.state())
         self.targets = targets
         self._id = f"{self.kind}-{secrets.token_hex(4)}"
         self._undo = list(self.plan(targets))

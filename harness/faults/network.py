@@ -476,7 +476,18 @@ def _verify_qdisc(targets: tuple[ComponentState, ...], kind: str, present: bool)
 
 
 @dataclass
-class _Netem(Fault):
+class _LinkFault(Fault):
+    """A fault on the node's own link: it needs the node in a namespace of its own."""
+
+    def preflight(self, state: StackState) -> tuple[ComponentState, ...]:
+        targets = super().preflight(state)
+        for target in targets:
+            _link(target)
+        return targets
+
+
+@dataclass
+class _Netem(_LinkFault):
     """A netem qdisc on the node's egress (what it sends): every kind but loss has no fallback."""
 
     roles: ClassVar[tuple[str, ...]] = ("primary", "backup")
@@ -542,6 +553,10 @@ class Latency(_Netem):
         if ok or _has_proxy(self.stack.state()):
             return True, ""
         return False, why
+
+    def preflight(self, state: StackState) -> tuple[ComponentState, ...]:
+        via = self._via_proxy()
+        return via.preflight(state) if via else super().preflight(state)
 
     def plan(self, targets: tuple[ComponentState, ...]) -> list[UndoOp]:
         via = self._via_proxy()
@@ -662,7 +677,7 @@ class Reorder(_Netem):
 
 @register
 @dataclass
-class Bandwidth(Fault):
+class Bandwidth(_LinkFault):
     """Cap what the node sends at ``rate_kbit`` (1000 bit/s) with a token bucket (tbf).
 
     ``burst_kb`` (KiB) is the bucket; packets that would wait longer than ``latency_ms``
@@ -785,7 +800,7 @@ def _verify_nft(targets: tuple[ComponentState, ...], table: str, direction: str 
 
 @register
 @dataclass
-class Partition(Fault):
+class Partition(_LinkFault):
     """Cut the node off: an nft table in its namespace drops everything on its link.
 
     HAProxy's health checks fail (the node goes DOWN) and clients' connects time out;
@@ -829,7 +844,7 @@ class Partition(Fault):
 
 @register
 @dataclass
-class Loss(Fault):
+class Loss(_LinkFault):
     """Drop ``percent`` of the node's packets.
 
     With netem (egress only, and the only way to honour ``correlation_pct``) when the

@@ -194,15 +194,25 @@ class ProxyFault(Fault):
             warnings.warn(message, stacklevel=3)
 
     def _control(self) -> ProxyControl:
-        url = self.stack.state().proxy_control_url
-        if url is None:
+        return ProxyControl(self._control_url(self.stack.state()))
+
+    def _control_url(self, state: StackState) -> str:
+        if state.proxy_control_url is None:
             raise ConfigError(
                 "fault_proxy",
                 False,
                 f"{self.kind} needs the fault proxy: start the stack with --fault-proxy "
                 "(fault_proxy=True)",
             )
-        return ProxyControl(url)
+        return state.proxy_control_url
+
+    def preflight(self, state: StackState) -> tuple[ComponentState, ...]:
+        targets = super().preflight(state)
+        if not self.transport:
+            self._control_url(state)
+        elif transport_mechanism(self.kind, state, targets) == TOXIPROXY:
+            toxic_for(self.kind, self.params())  # whole units, or a ConfigError naming one
+        return targets
 
     def _stack_has_toxiproxy(self) -> bool:
         try:

@@ -50,7 +50,10 @@ def select(state: StackState, selector: str, seed: int = 0) -> tuple[ComponentSt
     elif selector == "minority":
         chosen = rng.sample(nodes, max(1, (len(nodes) - 1) // 2))
     elif selector == "haproxy" or selector.startswith("node-"):
-        chosen = [state.component(selector)]
+        try:
+            chosen = [state.component(selector)]
+        except ConfigError as exc:
+            raise ConfigError("target", selector, exc.fix) from None
     else:
         chosen = rng.sample(nodes, max(1, math.ceil(len(nodes) * float(selector))))
     if not chosen:

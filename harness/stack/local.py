@@ -23,6 +23,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -92,6 +93,76 @@ def node_name(index: int) -> str:
 def toxiproxy_name(stack: str, node: str) -> str:
     """The name of a node's proxy on the Toxiproxy server: ``hx-<stack>-<node>``."""
     return f"hx-{stack}-{node}"
+
+
+def layout(
+    spec: StackSpec, frontend_port: int, port: Callable[[], int], data_dir: Callable[[str], str]
+) -> tuple[list[ComponentState], str | None]:
+    """The components a stack of ``spec`` has, in order, and its fault proxy's control URL:
+    nodes (in their namespaces with isolation=netns), the fault proxy, Toxiproxy's proxies,
+    HAProxy. Pure: ``port`` picks each port, ``data_dir`` names each node's directory."""
+    components: list[ComponentState] = []
+    for index in range(spec.nodes):
+        name = node_name(index)
+        role: Role = "primary" if index == 0 else "backup"
+        node = ComponentState(name, spec.node_kind, role, None, LOOPBACK, port(), data_dir(name))
+        if spec.isolation == "netns":
+            network = NodeNetwork.plan(spec.name, index)
+            node = replace(
+                node,
+                host=network.node_address,
+                netns=network.netns,
+                ifname=network.node_ifname,
+                host_ifname=network.host_ifname,
+            )
+        components.append(node)
+    proxy_control_url = None
+    if spec.fault_proxy:
+        # HAProxy -> fault proxy (one listen port per node) -> node.
+        components = [replace(c, proxy_port=port()) for c in components]
+        control_port = port()
+        proxy_control_url = f"http://{LOOPBACK}:{control_port}/"
+        components.append(ComponentState(PROXY, PROXY, "proxy", None, LOOPBACK, control_port))
+    if spec.toxiproxy:
+        # HAProxy -> Toxiproxy (a proxy per node, on the server) -> [fault proxy ->] node.
+        components = [
+            replace(c, toxiproxy_proxy=toxiproxy_name(spec.name, c.name), toxiproxy_port=port())
+            if c.role in NODE_ROLES
+            else c
+            for c in components
+        ]
+    components.append(
+        ComponentState(BALANCER, "haproxy", "balancer", None, LOOPBACK, frontend_port)
+    )
+    return components, proxy_control_url
+
+
+class PlannedStack:
+    """A stack of ``spec`` as it will be, before anything starts (no process, ports 0): what
+    a fault is checked against so that bad input fails before a stack is up."""
+
+    def __init__(self, spec: StackSpec) -> None:
+        self.spec = spec
+        components, control_url = layout(
+            spec, spec.frontend_port or 0, lambda: 0, lambda node: f"<{node} data>"
+        )
+        self._state = StackState(
+            name=spec.name,
+            backend="planned",
+            state_dir="",
+            owner_pid=0,
+            frontend_url=f"http://{LOOPBACK}:{spec.frontend_port or 0}/",
+            stats_url="",
+            stats_socket="",
+            health_check=spec.health_check,
+            block_time_s=spec.block_time_s,
+            components=tuple(components),
+            proxy_control_url=control_url,
+            toxiproxy_url=spec.toxiproxy,
+        )
+
+    def state(self) -> StackState:
+        return self._state
 
 
 def require_toxiproxy(url: str) -> None:
@@ -230,50 +301,19 @@ class LocalStack:
         # The state file exists before any process does, so a crash from here on is reapable.
         self._identities = {}
         self._write_state_file(None)
-        components: list[ComponentState] = []
+        components, proxy_control_url = layout(
+            spec, frontend_port, free_port, lambda node: str(self.dir / "nodes" / node / "data")
+        )
         self._networks: dict[str, NodeNetwork] = {}
-        for index in range(spec.nodes):
-            name = node_name(index)
-            data_dir = self.dir / "nodes" / name / "data"
-            data_dir.mkdir(parents=True, exist_ok=True)
+        for index, node in enumerate(c for c in components if c.role in NODE_ROLES):
+            assert node.data_dir is not None
+            Path(node.data_dir).mkdir(parents=True, exist_ok=True)
             if spec.data_dir_size_mb is not None:
-                mount_tmpfs(data_dir, spec.data_dir_size_mb)
-            role: Role = "primary" if index == 0 else "backup"
-            node = ComponentState(
-                name, spec.node_kind, role, None, LOOPBACK, free_port(), str(data_dir)
-            )
+                mount_tmpfs(Path(node.data_dir), spec.data_dir_size_mb)
             if spec.isolation == "netns":
                 network = NodeNetwork.plan(spec.name, index)
                 network.create()
-                self._networks[name] = network
-                node = replace(
-                    node,
-                    host=network.node_address,
-                    netns=network.netns,
-                    ifname=network.node_ifname,
-                    host_ifname=network.host_ifname,
-                )
-            components.append(node)
-        proxy_control_url = None
-        if spec.fault_proxy:
-            # HAProxy -> fault proxy (one listen port per node) -> node.
-            components = [replace(c, proxy_port=free_port()) for c in components]
-            control_port = free_port()
-            proxy_control_url = f"http://{LOOPBACK}:{control_port}/"
-            components.append(ComponentState(PROXY, PROXY, "proxy", None, LOOPBACK, control_port))
-        if spec.toxiproxy:
-            # HAProxy -> Toxiproxy (a proxy per node, on the server) -> [fault proxy ->] node.
-            components = [
-                replace(
-                    c, toxiproxy_proxy=toxiproxy_name(spec.name, c.name), toxiproxy_port=free_port()
-                )
-                if c.role in NODE_ROLES
-                else c
-                for c in components
-            ]
-        components.append(
-            ComponentState(BALANCER, "haproxy", "balancer", None, LOOPBACK, frontend_port)
-        )
+                self._networks[node.name] = network
         self._state = StackState(
             name=spec.name,
             backend=self.backend,

@@ -177,6 +177,12 @@ def test_load_at_a_backup_node_sees_no_error_while_the_frontend_loses_the_killed
         (["--fault", "meteor"], "fault"),
         (["--baseline", "-1s"], "--baseline"),
         (["--load-at", "node-7"], "load_at"),
+        # Known only once the fault meets the stack's spec: still before anything starts.
+        (["--fault", "rpc_error"], "fault_proxy"),
+        (["--fault", "partition"], "isolation"),
+        (["--fault", "kill", "-p", "grace_s=1"], "grace_s"),
+        (["--fault", "proxy_latency", "--fault-proxy", "-p", "probability=2"], "probability"),
+        (["--fault", "kill", "--target", "node-9"], "target"),
     ],
 )
 def test_bad_run_input_is_exit_2_naming_the_field_before_anything_starts(
@@ -186,6 +192,7 @@ def test_bad_run_input_is_exit_2_naming_the_field_before_anything_starts(
     assert result.returncode == 2, result.stderr
     assert field in result.stderr
     assert "Traceback" not in result.stderr
+    assert not list(tmp_path.iterdir()), "a run directory was made for bad input"
     assert no_stack_left()
 
 

@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from harness import ExperimentSpec, LoadSpec, Safeguard, StackSpec, run_experiment
+from harness.errors import ConfigError
 from harness.measure import SLO
 from harness.stack import HealthCheck, RestartPolicy
+from harness.stack.state import stacks_dir
 
 
 def test_killing_the_primary_is_measured_and_judged(tmp_path: Path) -> None:
@@ -33,6 +35,31 @@ def test_killing_the_primary_is_measured_and_judged(tmp_path: Path) -> None:
         .read_text()
         .startswith("PASS" if result.passed else "FAIL")
     )
+
+
+def test_killing_haproxy_is_judged_by_the_frontend_it_serves(tmp_path: Path) -> None:
+    # HAProxy has no port of its own to probe: it is back when the frontend answers again.
+    spec = ExperimentSpec(
+        stack=StackSpec(block_time_s=0.5, restart=RestartPolicy(delay_s=0.3)),
+        target="haproxy",
+        baseline_s=1.0,
+        settle_s=0.5,
+        load=None,
+        slos=(SLO.parse("mttr_component_s <= 30"),),
+    )
+    result = run_experiment(spec, tmp_path)
+    assert result.fault["targets"] == ["haproxy"]
+    assert 0.3 <= result.recovery["mttr_component_s"] < 5
+    assert result.passed, result.failures()
+
+
+def test_bad_fault_input_fails_before_a_stack_or_a_report_exists(tmp_path: Path) -> None:
+    # rpc_error needs the fault proxy, which this stack does not have.
+    with pytest.raises(ConfigError) as caught:
+        run_experiment(ExperimentSpec(fault="rpc_error", load=None), tmp_path / "reports")
+    assert caught.value.field == "fault_proxy"
+    assert not (tmp_path / "reports").exists()
+    assert not list(stacks_dir().glob("*"))
 
 
 def test_a_breached_slo_fails_the_run_and_says_which(tmp_path: Path) -> None:

@@ -105,7 +105,7 @@ def test_the_ledger_is_written_before_the_fault_and_closed_after(stack: LocalSta
 @pytest.mark.parametrize(
     ("kind", "target", "params", "field"),
     [
-        ("pause", "node-9", {}, "component"),
+        ("pause", "node-9", {}, "target"),
         ("pause", "bogus", {}, "target"),
         ("pause", "1.5", {}, "target"),
         ("terminate", "primary", {"grace_s": "-1"}, "grace_s"),

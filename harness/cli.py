@@ -333,7 +333,7 @@ def run_cmd(
         safeguards=file_guards + tuple(Safeguard.parse(g) for g in guards),
         load_at=load_at,
         load=None
-        if no_load
+        if no_load and _valid_load_options(rate, users, workers, wait_ms)
         else LoadSpec(
             profile=load_profile,
             model=load_model,
@@ -348,6 +348,12 @@ def run_cmd(
     result = experiment.run(spec, reports_dir)
     click.echo(experiment.summarize(result))
     sys.exit(0 if result.passed else 1)
+
+
+def _valid_load_options(rate: float, users: int, workers: int, wait_ms: float) -> bool:
+    """With --no-load the load options are unused, but a bad one is still bad input."""
+    LoadSpec(rate_per_s=rate, users=users, workers=workers, wait_ms=wait_ms)
+    return True
 
 
 def _duration_or_zero(text: str, field: str) -> float:

@@ -7,6 +7,7 @@ from typing import Any
 
 from harness.errors import ConfigError
 from harness.load.runner import LoadSpec
+from harness.load.workload import load_profile
 from harness.measure import SLO, Safeguard
 from harness.stack.model import StackSpec
 from harness.stack.steady import SteadyStateSpec
@@ -54,6 +55,16 @@ class ExperimentSpec:
             raise ConfigError("recovery_timeout_s", self.recovery_timeout_s, "choose 1 to 3600 s")
         if not 0.001 <= self.probe_interval_s <= 1:
             raise ConfigError("probe_interval_s", self.probe_interval_s, "choose 0.001 to 1 s")
+        if self.load is not None:
+            profile = load_profile(self.load.profile)
+            for slo in self.slos:
+                if slo.method is not None and not profile.weights.get(slo.method):
+                    raise ConfigError(
+                        "slo",
+                        str(slo),
+                        f"profile {profile.name!r} never sends {slo.method}: it would never "
+                        f"be measured; it sends {', '.join(sorted(profile.weights))}",
+                    )
         nodes = [f"node-{i}" for i in range(self.stack.nodes)]
         if self.load_at not in ("frontend", "primary", *nodes):
             raise ConfigError(

@@ -73,9 +73,7 @@ class LoadSpec:
             raise ConfigError(
                 "load model", self.model, "choose open (a fixed arrival rate) or closed"
             )
-        if self.model == "open" and not (
-            math.isfinite(self.rate_per_s) and 0 < self.rate_per_s <= 1e6
-        ):
+        if not (math.isfinite(self.rate_per_s) and 0 < self.rate_per_s <= 1e6):
             raise ConfigError(
                 "rate_per_s", self.rate_per_s, "choose a rate above 0 and at most 1e6"
             )

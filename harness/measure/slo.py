@@ -80,6 +80,15 @@ class SLO:
                 self.method,
                 "only latency and error rate are per method",
             )
+        if self.method is not None:
+            from harness.load.workload import KNOWN_METHODS  # heavy (eth_account): on use
+
+            if self.method not in KNOWN_METHODS:
+                raise ConfigError(
+                    f"slo {self.metric} method",
+                    self.method,
+                    f"the load sends none; choose one of: {', '.join(KNOWN_METHODS)}",
+                )
         if self.metric in ("availability_pct", "error_rate_pct") and self.target > 100:
             raise ConfigError("slo target", self.target, f"{self.metric} is a percentage <= 100")
 

@@ -177,6 +177,9 @@ def test_load_at_a_backup_node_sees_no_error_while_the_frontend_loses_the_killed
         (["--fault", "meteor"], "fault"),
         (["--baseline", "-1s"], "--baseline"),
         (["--load-at", "node-7"], "load_at"),
+        (["--no-load", "--rate", "-5"], "rate_per_s"),
+        (["--slo", "p99_ms[baseline:eth_nosuch] <= 5"], "slo p99_ms method"),
+        (["--load-profile", "light", "--slo", "p99_ms[fault:debug_traceCall] <= 5"], "slo"),
         # Known only once the fault meets the stack's spec: still before anything starts.
         (["--fault", "rpc_error"], "fault_proxy"),
         (["--fault", "partition"], "isolation"),

@@ -202,6 +202,8 @@ def test_a_safeguard_trips_only_after_enough_whole_bad_seconds() -> None:
     [
         ("availability_pct[fault:eth_call] >= 99", "slo availability_pct method"),
         ("error_rate_pct[fault] <= 101", "slo target"),
+        ("p99_ms[baseline:eth_nosuch] <= 5", "slo p99_ms method"),
+        ("error_rate_pct[fault:eth_blocknumber] <= 1", "slo error_rate_pct method"),
     ],
 )
 def test_per_method_slos_only_for_latency_and_errors(text: str, field: str) -> None:

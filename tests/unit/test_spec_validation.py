@@ -18,6 +18,8 @@ from hypothesis import strategies as st
 
 from harness.errors import ConfigError, HarnessError, MissingBinaryError
 from harness.experiment.spec import ExperimentSpec
+from harness.load.runner import LoadSpec
+from harness.measure import SLO
 from harness.stack.haproxy import DEFAULT_TEMPLATE
 from harness.stack.model import HealthCheck, RestartPolicy, StackSpec
 from harness.stack.nodes import ADAPTERS, adapter
@@ -286,3 +288,26 @@ def test_load_at_anything_else_is_rejected_with_the_choices(load_at: str) -> Non
         ExperimentSpec(stack=StackSpec(nodes=3), load_at=load_at)
     assert caught.value.field == "load_at"
     assert "frontend, primary or one of node-0, node-1, node-2" in caught.value.fix
+
+
+def test_an_slo_on_a_method_the_profile_never_sends_is_rejected_naming_what_it_sends() -> None:
+    with pytest.raises(ConfigError) as caught:
+        ExperimentSpec(
+            load=LoadSpec(profile="light", workers=1),
+            slos=(SLO.parse("p99_ms[baseline:debug_traceCall] <= 500"),),
+        )
+    assert caught.value.field == "slo"
+    assert "never sends debug_traceCall" in caught.value.fix
+    assert "eth_blockNumber" in caught.value.fix
+
+
+def test_an_slo_on_a_method_the_profile_sends_is_accepted() -> None:
+    slo = SLO.parse("p99_ms[baseline:debug_traceCall] <= 500")
+    assert ExperimentSpec(load=LoadSpec(profile="searcher", workers=1), slos=(slo,)).slos == (slo,)
+
+
+@pytest.mark.parametrize("model", ["open", "closed"])
+def test_a_rate_at_or_below_zero_is_rejected_whatever_the_model(model: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        LoadSpec(model=model, rate_per_s=-5, workers=1)
+    assert caught.value.field == "rate_per_s"

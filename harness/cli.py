@@ -12,6 +12,7 @@ import logging
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,6 +26,7 @@ from harness import experiment
 from harness.cleanup import cleanup_leftovers
 from harness.errors import ConfigError, HarnessError
 from harness.faults import FAULTS, make_fault, parameters
+from harness.faults.proxy import FaultMayNeverFire
 from harness.faults.registry import fault_class
 from harness.jsonrpc import RpcClient, RpcFailure
 from harness.load.runner import LoadSpec
@@ -147,6 +149,8 @@ def main(debug: bool) -> None:
         level=logging.DEBUG if debug else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    # Said once, by the log line; the warning is for pytest's summary.
+    warnings.simplefilter("ignore", FaultMayNeverFire)
 
 
 @main.group()

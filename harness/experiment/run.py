@@ -23,7 +23,7 @@ from harness.experiment.spec import ExperimentSpec
 from harness.experiment.summary import summarize
 from harness.faults import make_fault
 from harness.load.runner import LoadRun, accounts_needed
-from harness.load.workload import prepare_chain
+from harness.load.workload import load_profile, methods_sent, prepare_chain
 from harness.measure import FRONTEND, Phase, Prober, evaluate, phase_stats, recovery
 from harness.measure.recorder import Recorder
 from harness.measure.recovery import max_head_lag
@@ -303,6 +303,8 @@ def preflight(spec: ExperimentSpec) -> None:
     planned = PlannedStack(spec.stack)
     fault = make_fault(spec.fault, planned, spec.target, spec.seed, **spec.fault_params)
     fault.preflight(planned.state())
+    if spec.load is not None:
+        fault.check_workload(methods_sent(load_profile(spec.load.profile)))
 
 
 def _load_url(load_at: str, state: StackState) -> str:

@@ -140,6 +140,9 @@ class Fault(abc.ABC):
         """The fault's parameters, for the ledger and the report."""
         return {}
 
+    def check_workload(self, methods: frozenset[str]) -> None:  # noqa: B027 - optional hook
+        """Warn if the fault would never touch a load that sends only ``methods``."""
+
     def preflight(self, state: StackState) -> tuple[ComponentState, ...]:
         """The targets this fault would hit on a stack in ``state``, or why it cannot run:
         `FaultUnavailable` when this host cannot, `ConfigError` when the stack (or the

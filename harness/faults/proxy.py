@@ -42,6 +42,11 @@ log = logging.getLogger(__name__)
 WORKLOAD_METHODS = frozenset(m.removesuffix("_full") for m in KNOWN_METHODS if m != "batch")
 
 
+class FaultMayNeverFire(UserWarning):
+    """A per-method fault whose glob matches nothing the load sends (a warning, not an
+    error: the fault may be meant for other clients of the stack)."""
+
+
 @undo_op("proxy_remove_matching")
 def _remove_matching(op: UndoOp) -> str | None:
     """Remove every proxy rule whose fields include all of ``op["rule"]``."""
@@ -184,14 +189,25 @@ class ProxyFault(Fault):
         parse_rule(self._rule(ComponentState("check", "", "primary", None, "", 0, proxy_port=1)))
         if self.transport and self._stack_has_toxiproxy():
             toxic_for(self.kind, self.params())  # whole units, refused before the run starts
-        methods = getattr(self, "methods", "*")
-        if self.per_method and not any(fnmatch.fnmatchcase(m, methods) for m in WORKLOAD_METHODS):
+        self._warn_unless_matched(WORKLOAD_METHODS, "the workload sends")
+
+    def check_workload(self, methods: frozenset[str]) -> None:
+        # A glob no workload method matches was warned of at construction.
+        if self._matches(WORKLOAD_METHODS):
+            self._warn_unless_matched(methods, "this run's profile sends")
+
+    def _matches(self, methods: frozenset[str]) -> bool:
+        glob = getattr(self, "methods", "*")
+        return not self.per_method or any(fnmatch.fnmatchcase(m, glob) for m in methods)
+
+    def _warn_unless_matched(self, methods: frozenset[str], whose: str) -> None:
+        if not self._matches(methods):
             message = (
-                f"{self.kind}: methods={methods!r} matches no method the workload sends "
-                f"({', '.join(sorted(WORKLOAD_METHODS))}); the fault may never fire"
+                f"{self.kind}: methods={getattr(self, 'methods', '*')!r} matches no method "
+                f"{whose} ({', '.join(sorted(methods))}); the fault may never fire"
             )
             log.warning(message)
-            warnings.warn(message, stacklevel=3)
+            warnings.warn(message, FaultMayNeverFire, stacklevel=4)
 
     def _control(self) -> ProxyControl:
         return ProxyControl(self._control_url(self.stack.state()))

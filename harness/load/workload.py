@@ -74,6 +74,8 @@ KNOWN_METHODS: tuple[str, ...] = (
 )
 _KNOWN = frozenset(KNOWN_METHODS)
 MAX_BATCH_SIZE = 1000
+#: The methods inside a "batch" request.
+BATCH_METHODS = ("eth_call", "eth_getStorageAt", "eth_getBalance", "eth_blockNumber")
 
 
 @dataclass(frozen=True)
@@ -222,6 +224,20 @@ def load_profile(name_or_path: str) -> Profile:
             f"profile {name}.weights", None, "add a [weights] table, e.g. eth_call = 42"
         )
     return Profile(name=name, weights=doc["weights"], batch_size=doc.get("batch_size", 10))
+
+
+def methods_sent(profile: Profile) -> frozenset[str]:
+    """The JSON-RPC methods a profile's requests carry (labels are not all methods:
+    ``eth_getBlockByNumber_full`` is eth_getBlockByNumber, ``batch`` is several)."""
+    sent: set[str] = set()
+    for label, weight in profile.weights.items():
+        if weight <= 0:
+            continue
+        if label == "batch":
+            sent.update(BATCH_METHODS)
+        else:
+            sent.add(label.removesuffix("_full"))
+    return frozenset(sent)
 
 
 # -- accounts, contract, transactions ---------------------------------------------------
@@ -877,12 +893,8 @@ class RequestFactory:
         # Dynamic labels (signed transactions, batches) have no templates: ().
         self._templates = [tuple(by_label.get(label, ())) for label in self._labels]
         # A searcher's batch: mostly eth_calls, with storage reads, balances and the head.
-        self._batch_pool = tuple(
-            by_label["eth_call"] * 2
-            + by_label["eth_getStorageAt"]
-            + by_label["eth_getBalance"][:3]
-            + by_label["eth_blockNumber"]
-        )
+        calls, storage, balances, block_number = (by_label[m] for m in BATCH_METHODS)
+        self._batch_pool = tuple(calls * 2 + storage + balances[:3] + block_number)
 
     def _batch(self) -> bytes:
         pool, random, first = self._batch_pool, self._random, self._id

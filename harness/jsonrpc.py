@@ -69,6 +69,16 @@ def classify_rpc_error(error: Any) -> tuple[Outcome, int | None]:
     return Outcome.RPC_ERROR, code
 
 
+def error_class(error: Any) -> str:
+    """The class of a JSON-RPC ``error`` member as the recorder counts it: the `Outcome`,
+    and for a plain `Outcome.RPC_ERROR` its code too (``rpc_error:-32602``), so that a
+    report tells invalid params from execution reverts from a node's internal errors."""
+    outcome, code = classify_rpc_error(error)
+    if outcome is Outcome.RPC_ERROR and isinstance(code, int) and not isinstance(code, bool):
+        return f"{outcome.value}:{code}"
+    return outcome.value
+
+
 def classify_exception(exc: BaseException) -> Outcome:
     """The outcome of a transport-level exception."""
     if isinstance(exc, ConnectionRefusedError):

@@ -41,7 +41,7 @@ from harness.jsonrpc import (
     RpcClient,
     RpcFailure,
     classify_http_status,
-    classify_rpc_error,
+    error_class,
 )
 
 try:  # libsecp256k1: ~30 us a signature instead of ~2 ms
@@ -992,7 +992,7 @@ def _classify_single(doc: Any) -> str:
         return _MALFORMED
     error = doc.get("error")
     if error is not None:
-        return classify_rpc_error(error)[0].value
+        return error_class(error)
     if "result" not in doc:
         return _MALFORMED
     return _OK

@@ -475,7 +475,7 @@ OK_SINGLE = b'{"jsonrpc":"2.0","id":1,"result":"0x10"}'
             200,
             b'{"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":"nonce too low"}}',
             False,
-            Outcome.RPC_ERROR,
+            "rpc_error:-32000",  # a plain JSON-RPC error is counted by its code
         ),
         (
             200,
@@ -510,7 +510,13 @@ OK_SINGLE = b'{"jsonrpc":"2.0","id":1,"result":"0x10"}'
         (200, b"[" + OK_SINGLE + b',{"id":2}]', True, Outcome.MALFORMED),
         (200, b"[]", True, Outcome.MALFORMED),
         (200, b'[1,"result"]', True, Outcome.MALFORMED),
-        (200, b'{"id":null,"error":{"code":-32600,"message":"too large"}}', True, "rpc_error"),
+        (
+            200,
+            b'{"id":null,"error":{"code":-32600,"message":"too large"}}',
+            True,
+            "rpc_error:-32600",
+        ),
+        (200, b'{"id":1,"error":{"code":"x","message":"odd"}}', False, "rpc_error"),
         (200, OK_SINGLE, True, Outcome.OK),  # a node may answer a 1-element batch with an object
     ],
 )
@@ -521,7 +527,9 @@ def test_classify_crafted_responses(status: int, body: bytes, batch: bool, outco
 
 @given(st.integers(0, 999), st.binary(max_size=300), st.booleans())
 def test_classify_never_raises_and_returns_an_outcome(status: int, body: bytes, b: bool) -> None:
-    assert classify(status, body, b) in {o.value for o in Outcome}
+    outcome, _, code = classify(status, body, b).partition(":")
+    assert outcome in {o.value for o in Outcome}
+    assert not code or (outcome == Outcome.RPC_ERROR and int(code) == int(code))
 
 
 json_values = st.recursive(

@@ -26,7 +26,7 @@ from harness.load.runner import LoadRun, accounts_needed
 from harness.load.workload import load_profile, methods_sent, prepare_chain
 from harness.measure import FRONTEND, Phase, Prober, evaluate, phase_stats, recovery
 from harness.measure.recorder import Recorder
-from harness.measure.recovery import max_head_lag
+from harness.measure.recovery import head_lags
 from harness.report import RunDir
 from harness.stack.local import LocalStack, PlannedStack
 from harness.stack.model import StackState
@@ -57,6 +57,9 @@ class ExperimentResult:
     recovery: dict[str, Any]
     load: dict[str, Any] | None
     measured: dict[str, float | None]
+    # Per node: the most blocks it was behind the highest head, and (t_s, blocks) per
+    # 250 ms window of probes from the start of the baseline.
+    head_lag: dict[str, dict[str, Any]]
     haproxy_transitions: list[dict[str, Any]]
     process_events: list[dict[str, Any]]
     slos: list[dict[str, Any]]
@@ -216,8 +219,16 @@ def run(spec: ExperimentSpec, reports_dir: Path) -> ExperimentResult:
         "mttr_service_s": found.mttr_service_s,
         "mttr_component_s": found.mttr_component_s,
     }
-    lag = max_head_lag(samples, node_names)
-    measured["max_head_lag_blocks"] = float(lag) if lag is not None else None
+    lags = head_lags(samples, node_names)
+    all_lags = [lag for series in lags.values() for _, lag in series]
+    measured["max_head_lag_blocks"] = float(max(all_lags)) if all_lags else None
+    head_lag = {
+        name: {
+            "max_blocks": max((lag for _, lag in series), default=None),
+            "timeline": [[_seconds(t_ns, origin_ns), lag] for t_ns, lag in series],
+        }
+        for name, series in lags.items()
+    }
     for s in stats:
         if s.target == FRONTEND:
             available = s.availability_pct
@@ -275,6 +286,7 @@ def run(spec: ExperimentSpec, reports_dir: Path) -> ExperimentResult:
         recovery=asdict(found),
         load=load_doc,
         measured=measured,
+        head_lag=head_lag,
         haproxy_transitions=[
             {**asdict(t), "t_s": _seconds(t.t_ns, origin_ns)} for t in transitions
         ],

@@ -98,7 +98,15 @@ def summarize(result: ExperimentResult) -> str:
                 f"failures: {classes}"
             )
     lag = result.measured.get("max_head_lag_blocks")
-    lines.append(f"max head lag between nodes: {'-' if lag is None else f'{lag:g} blocks'}")
+    per_node = ", ".join(
+        f"{name} {doc['max_blocks']}"
+        for name, doc in result.head_lag.items()
+        if doc["max_blocks"] is not None
+    )
+    lines.append(
+        f"max head lag between nodes: {'-' if lag is None else f'{lag:g} blocks'}"
+        + (f" (most behind, per node: {per_node})" if per_node else "")
+    )
     lines.append("SLOs:")
     for v in result.slos:
         lines.append(f"  {'ok  ' if v['passed'] else 'FAIL'} {v['message']}")

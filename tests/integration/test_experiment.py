@@ -30,6 +30,12 @@ def test_killing_the_primary_is_measured_and_judged(tmp_path: Path) -> None:
     assert [p["name"] for p in doc["phases"]] == ["baseline", "fault", "recovery"]
     assert {s["slo"] for s in doc["slos"]} == {str(s) for s in spec.slos}
     assert (Path(result.run_dir) / "probes.jsonl").stat().st_size > 0
+    # Head lag per node, over the run; the SLO metric is the largest of them.
+    assert set(doc["head_lag"]) == {"node-0", "node-1"}
+    assert all(n["timeline"] and n["max_blocks"] is not None for n in doc["head_lag"].values())
+    assert doc["measured"]["max_head_lag_blocks"] == max(
+        n["max_blocks"] for n in doc["head_lag"].values()
+    )
     assert (
         (Path(result.run_dir) / "summary.txt")
         .read_text()

@@ -21,7 +21,7 @@ from harness.measure import (
     phase_stats,
     recovery,
 )
-from harness.measure.recovery import max_head_lag
+from harness.measure.recovery import head_lags, max_head_lag
 
 MS = 1_000_000  # ns
 
@@ -174,6 +174,24 @@ def test_head_lag_is_the_largest_spread_between_nodes_in_one_window() -> None:
         ProbeSample(FRONTEND, 330 * MS, 1.0, "ok", 50),  # not a node
     ]
     assert max_head_lag(samples, ["node-0", "node-1"]) == 6
+
+
+def test_head_lag_per_node_is_how_far_behind_the_highest_head_each_window() -> None:
+    samples = [
+        ProbeSample("node-0", 10 * MS, 1.0, "ok", 100),
+        ProbeSample("node-1", 20 * MS, 1.0, "ok", 97),
+        ProbeSample("node-2", 30 * MS, 1.0, "ok", 99),
+        ProbeSample("node-1", 260 * MS, 1.0, "ok", 101),  # caught up, window 2
+        ProbeSample("node-0", 270 * MS, 1.0, "ok", 101),
+        ProbeSample("node-2", 510 * MS, 1.0, "ok", 102),  # alone in window 3: not compared
+    ]
+    lags = head_lags(samples, ["node-0", "node-1", "node-2"], window_ns=250 * MS)
+    assert lags == {
+        "node-0": [(0, 0), (250 * MS, 0)],
+        "node-1": [(0, 3), (250 * MS, 0)],
+        "node-2": [(0, 1)],
+    }
+    assert max_head_lag(samples, ["node-0", "node-1", "node-2"], window_ns=250 * MS) == 3
 
 
 def test_head_lag_is_unknown_with_only_one_node_answering() -> None:

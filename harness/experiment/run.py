@@ -125,7 +125,7 @@ class _Watch:
 
     def _watch(self) -> None:
         while not self._done.wait(0.25):
-            timeline = self.recorder.timeline()
+            timeline = self.recorder.answered_timeline()
             for guard in self.spec.safeguards:
                 if guard.breached(timeline):
                     self.reason = f"safeguard tripped: {guard}"

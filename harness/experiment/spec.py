@@ -55,6 +55,12 @@ class ExperimentSpec:
             raise ConfigError("recovery_timeout_s", self.recovery_timeout_s, "choose 1 to 3600 s")
         if not 0.001 <= self.probe_interval_s <= 1:
             raise ConfigError("probe_interval_s", self.probe_interval_s, "choose 0.001 to 1 s")
+        if self.safeguards and self.load is None:
+            raise ConfigError(
+                "abort_if",
+                str(self.safeguards[0]),
+                "safeguards watch the load, and this run has none: drop --no-load or the safeguard",
+            )
         if self.load is not None:
             profile = load_profile(self.load.profile)
             for slo in self.slos:

@@ -64,6 +64,7 @@ class Recorder:
         self._cells: dict[tuple[str, str], _Cell] = {}
         self._errors: dict[tuple[str, str], int] = {}
         self._seconds: dict[int, list[float]] = {}  # second -> [ok, failed, max_us]
+        self._done_seconds: dict[int, list[float]] = {}  # the same, by second of answer
         self.origin_ns: int | None = None
         self.before_first_phase = 0
 
@@ -108,17 +109,24 @@ class Recorder:
                     self._errors[key] = self._errors.get(key, 0) + 1
                 assert self.origin_ns is not None
                 second = (s.intended_ns - self.origin_ns) // 1_000_000_000
-                bucket = self._seconds.setdefault(second, [0, 0, 0.0])
-                bucket[1 if failed else 0] += 1
-                bucket[2] = max(bucket[2], s.latency_us)
+                # Answered at intended + latency (to within the sender's timer lateness).
+                done = (s.intended_ns + int(s.latency_us * 1000) - self.origin_ns) // 1_000_000_000
+                for seconds, sec in ((self._seconds, second), (self._done_seconds, done)):
+                    bucket = seconds.setdefault(sec, [0, 0, 0.0])
+                    bucket[1 if failed else 0] += 1
+                    bucket[2] = max(bucket[2], s.latency_us)
 
     def timeline(self) -> list[dict[str, float]]:
-        """Per second since the first phase: ok, failed, max latency (cheap; for safeguards)."""
+        """Per second of intended send since the first phase: ok, failed, max latency."""
         with self._lock:
-            return [
-                {"second": sec, "ok": b[0], "failed": b[1], "max_us": b[2]}
-                for sec, b in sorted(self._seconds.items())
-            ]
+            return _seconds(self._seconds)
+
+    def answered_timeline(self) -> list[dict[str, float]]:
+        """The same per second in which the answers came: what safeguards watch, since a
+        stall shows there as it happens, while the seconds of intended send it delays are
+        filled in only when their late answers come."""
+        with self._lock:
+            return _seconds(self._done_seconds)
 
     def summary(self, end_ns: int) -> dict[str, Any]:
         """Per phase: counts, error rate and classes, throughput, percentiles overall and
@@ -153,12 +161,16 @@ class Recorder:
                         "methods": methods,
                     }
                 )
-            timeline = [
-                {"second": sec, "ok": int(b[0]), "failed": int(b[1]), "max_us": b[2]}
-                for sec, b in sorted(self._seconds.items())
-            ]
+            timeline = _seconds(self._seconds)
         return {
             "phases": phases,
             "timeline": timeline,
             "before_first_phase": self.before_first_phase,
         }
+
+
+def _seconds(buckets: dict[int, list[float]]) -> list[dict[str, float]]:
+    return [
+        {"second": sec, "ok": int(b[0]), "failed": int(b[1]), "max_us": b[2]}
+        for sec, b in sorted(buckets.items())
+    ]

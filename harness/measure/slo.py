@@ -43,7 +43,9 @@ LATENCY_METRICS = ("p50_ms", "p99_ms", "p999_ms", "max_ms")
 PHASE_METRICS = ("availability_pct", "error_rate_pct", "throughput_rps", *LATENCY_METRICS)
 PHASES = ("baseline", "fault", "recovery")
 _SLO = re.compile(r"^\s*(\w+)\s*(?:\[(\w+)(?::([\w.*-]+))?\])?\s*(<=|>=)\s*(\S+)\s*$")
-_SAFEGUARD = re.compile(r"^\s*error_rate_pct\s*>\s*(\S+)\s+for\s+(\S+?)s\s*$")
+_SAFEGUARD = re.compile(r"^\s*(\w+)\s*>\s*(\S+)\s+for\s+(\S+?)s\s*$")
+#: What a safeguard can watch, second by second, in the load's timeline.
+SAFEGUARD_METRICS = ("error_rate_pct", "max_ms")
 
 
 @dataclass(frozen=True)
@@ -120,16 +122,23 @@ class SLO:
 
 @dataclass(frozen=True)
 class Safeguard:
-    """Abort the run when the load's error rate stays above ``max_pct`` for ``for_s``."""
+    """Abort the run when a metric of the load stays above ``bound`` for ``for_s`` whole
+    seconds: ``error_rate_pct`` (failed requests, %) or ``max_ms`` (the slowest request of
+    each second, so ``max_ms > 2000 for 5s`` is a stall of five seconds)."""
 
-    max_pct: float
+    bound: float
     for_s: float
+    metric: str = "error_rate_pct"
 
     def __post_init__(self) -> None:
-        if not 0 <= self.max_pct < 100:
+        if self.metric not in SAFEGUARD_METRICS:
             raise ConfigError(
-                "abort_if error_rate_pct", self.max_pct, "choose 0 to 100 (exclusive)"
+                "abort_if metric", self.metric, f"choose one of: {', '.join(SAFEGUARD_METRICS)}"
             )
+        if self.metric == "error_rate_pct" and not 0 <= self.bound < 100:
+            raise ConfigError("abort_if error_rate_pct", self.bound, "choose 0 to 100 (exclusive)")
+        if self.metric == "max_ms" and not (math.isfinite(self.bound) and self.bound > 0):
+            raise ConfigError("abort_if max_ms", self.bound, "choose a number of ms above 0")
         if not 1 <= self.for_s <= 3600:
             raise ConfigError("abort_if for", self.for_s, "choose 1 to 3600 seconds")
 
@@ -137,13 +146,26 @@ class Safeguard:
     def parse(cls, text: str) -> Safeguard:
         match = _SAFEGUARD.match(text)
         if not match:
-            raise ConfigError("abort_if", text, "write it as 'error_rate_pct > 90 for 5s'")
+            raise ConfigError(
+                "abort_if",
+                text,
+                "write it as 'error_rate_pct > 90 for 5s' or 'max_ms > 2000 for 5s'",
+            )
+        metric, bound, for_s = match.groups()
         try:
-            return cls(float(match.group(1)), float(match.group(2)))
+            return cls(float(bound), float(for_s), metric)
         except ValueError:
             raise ConfigError(
                 "abort_if", text, "the bound and the duration must be numbers"
             ) from None
+
+    def _above(self, second: dict[str, float]) -> bool:
+        total = second["ok"] + second["failed"]
+        if total <= 0:
+            return False
+        if self.metric == "max_ms":
+            return second["max_us"] / 1000 > self.bound
+        return 100.0 * second["failed"] / total > self.bound
 
     def breached(self, timeline: list[dict[str, float]]) -> bool:
         """True if the last ``for_s`` whole seconds of the timeline were all above the bound."""
@@ -151,14 +173,10 @@ class Safeguard:
         recent = timeline[-window - 1 : -1]  # the current second is still filling
         if len(recent) < window or recent[0]["second"] != recent[-1]["second"] - window + 1:
             return False
-        return all(
-            b["ok"] + b["failed"] > 0
-            and 100.0 * b["failed"] / (b["ok"] + b["failed"]) > self.max_pct
-            for b in recent
-        )
+        return all(self._above(b) for b in recent)
 
     def __str__(self) -> str:
-        return f"error_rate_pct > {self.max_pct:g} for {self.for_s:g}s"
+        return f"{self.metric} > {self.bound:g} for {self.for_s:g}s"
 
 
 def load_spec_file(path: Path) -> tuple[tuple[SLO, ...], tuple[Safeguard, ...]]:

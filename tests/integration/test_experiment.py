@@ -113,6 +113,24 @@ def test_a_safeguard_aborts_the_run_and_the_fault_is_still_undone(tmp_path: Path
     assert "ABORTED" in (Path(result.run_dir) / "summary.txt").read_text().splitlines()[0]
 
 
+def test_a_latency_safeguard_aborts_a_run_whose_every_call_is_slow(tmp_path: Path) -> None:
+    spec = ExperimentSpec(
+        stack=StackSpec(block_time_s=0.5, fault_proxy=True),
+        fault="rpc_delay",
+        target="all",
+        fault_params={"delay_ms": 1500},
+        hold_s=30,
+        baseline_s=1.0,
+        settle_s=0.0,
+        recovery_timeout_s=5,
+        load=LoadSpec(profile="light", rate_per_s=50, users=8, workers=1),
+        safeguards=(Safeguard.parse("max_ms > 1000 for 2s"),),
+    )
+    result = run_experiment(spec, tmp_path)
+    assert result.aborted == "safeguard tripped: max_ms > 1000 for 2s"
+    assert result.fault["reverted_s"] - result.fault["effective_s"] < 15, "the hold was cut short"
+
+
 def test_a_broken_slo_fails_a_scenario_with_one_line_saying_which(tmp_path: Path) -> None:
     spec = ExperimentSpec(
         stack=StackSpec(block_time_s=0.5, restart=RestartPolicy(delay_s=0.3)),

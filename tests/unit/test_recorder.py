@@ -92,6 +92,21 @@ def test_the_timeline_has_one_bucket_per_second() -> None:
     ]
 
 
+def test_safeguards_see_a_stall_in_the_second_its_answers_came_not_when_they_were_due() -> None:
+    recorder = Recorder()
+    recorder.begin_phase("baseline", 0)
+    # Due in second 0, answered 3.5 s later (in second 3); and one quick call in second 1.
+    recorder.add([Sample(S // 2, 3_000_000.0, "x"), Sample(S, 10.0, "x")])
+    assert recorder.timeline() == [
+        {"second": 0, "ok": 1, "failed": 0, "max_us": 3_000_000.0},
+        {"second": 1, "ok": 1, "failed": 0, "max_us": 10.0},
+    ]
+    assert recorder.answered_timeline() == [
+        {"second": 1, "ok": 1, "failed": 0, "max_us": 10.0},
+        {"second": 3, "ok": 1, "failed": 0, "max_us": 3_000_000.0},
+    ]
+
+
 @given(st.lists(st.floats(1, 500_000_000), min_size=1, max_size=300))
 def test_p99_is_within_a_tenth_of_a_percent_of_the_exact_nearest_rank(
     latencies: list[float],

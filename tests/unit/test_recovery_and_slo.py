@@ -203,7 +203,7 @@ def test_a_method_slo_and_a_safeguard_parse() -> None:
     assert (slo.phase, slo.method) == ("baseline", "debug_traceCall")
     assert slo.key == "p99_ms[baseline:debug_traceCall]"
     guard = Safeguard.parse("error_rate_pct > 90 for 5s")
-    assert (guard.max_pct, guard.for_s) == (90.0, 5.0)
+    assert (guard.metric, guard.bound, guard.for_s) == ("error_rate_pct", 90.0, 5.0)
 
 
 def test_a_safeguard_trips_only_after_enough_whole_bad_seconds() -> None:
@@ -213,6 +213,32 @@ def test_a_safeguard_trips_only_after_enough_whole_bad_seconds() -> None:
     assert not guard.breached(bad[:2])  # the last second is still filling
     mixed = [*bad[:3], {"second": 3, "ok": 9, "failed": 1}, bad[4]]
     assert not guard.breached(mixed)
+
+
+def test_a_latency_safeguard_trips_when_every_second_had_a_request_over_the_bound() -> None:
+    guard = Safeguard.parse("max_ms > 2000 for 3s")
+    stalled = [{"second": s, "ok": 5, "failed": 0, "max_us": 2_500_000.0} for s in range(5)]
+    assert guard.breached(stalled)
+    one_fast = [dict(b) for b in stalled]
+    one_fast[2]["max_us"] = 1_000.0
+    assert not guard.breached(one_fast)
+    assert str(guard) == "max_ms > 2000 for 3s"
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("p99_ms > 5 for 3s", "abort_if metric"),
+        ("max_ms > 0 for 3s", "abort_if max_ms"),
+        ("error_rate_pct > 100 for 3s", "abort_if error_rate_pct"),
+        ("error_rate_pct > 50 for 0s", "abort_if for"),
+        ("error_rate_pct >> 50", "abort_if"),
+    ],
+)
+def test_a_bad_safeguard_names_what_is_wrong(text: str, field: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        Safeguard.parse(text)
+    assert error.value.field == field
 
 
 @pytest.mark.parametrize(

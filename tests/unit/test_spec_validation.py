@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from harness.errors import ConfigError, HarnessError, MissingBinaryError
 from harness.experiment.spec import ExperimentSpec
 from harness.load.runner import LoadSpec
-from harness.measure import SLO
+from harness.measure import SLO, Safeguard
 from harness.stack.haproxy import DEFAULT_TEMPLATE
 from harness.stack.model import HealthCheck, RestartPolicy, StackSpec
 from harness.stack.nodes import ADAPTERS, adapter
@@ -311,3 +311,10 @@ def test_a_rate_at_or_below_zero_is_rejected_whatever_the_model(model: str) -> N
     with pytest.raises(ConfigError) as caught:
         LoadSpec(model=model, rate_per_s=-5, workers=1)
     assert caught.value.field == "rate_per_s"
+
+
+def test_a_safeguard_on_a_run_without_load_is_rejected() -> None:
+    with pytest.raises(ConfigError) as caught:
+        ExperimentSpec(load=None, safeguards=(Safeguard.parse("error_rate_pct > 50 for 2s"),))
+    assert caught.value.field == "abort_if"
+    assert "--no-load" in caught.value.fix

@@ -23,7 +23,6 @@ from typing import Any
 import psutil
 
 from harness.errors import StackError
-from harness.proxy.toxiproxy import ToxiproxyDriver, ToxiproxyError
 from harness.stack.isolation import delete_netns, netns_of_stack, unmount_all_under
 from harness.stack.model import StackState
 
@@ -221,6 +220,9 @@ def _destroy_toxiproxy_proxies(stack: StackState) -> list[str]:
     where the stack put it (a proxy of the same name elsewhere is another stack's)."""
     if stack.toxiproxy_url is None:
         return []
+    # Imported here: requests and toxiproxy-python cost every other caller 0.4 s.
+    from harness.proxy.toxiproxy import ToxiproxyDriver, ToxiproxyError
+
     driver = ToxiproxyDriver(stack.toxiproxy_url)
     removed = []
     for c in stack.components:

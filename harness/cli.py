@@ -291,8 +291,37 @@ def cleanup() -> None:
 @click.option("--load-model", type=click.Choice(["open", "closed"]), default="open")
 @click.option("--rate", type=float, default=200.0, help="Open model: requests per second.")
 @click.option("--users", type=int, default=32, help="Locust users (open model: concurrency cap).")
-@click.option("--workers", type=int, default=1, help="Locust worker processes.")
+@click.option(
+    "--workers",
+    type=int,
+    default=0,
+    help="Local Locust worker processes (default 0: one per core, at most one per user).",
+)
 @click.option("--wait-ms", type=float, default=0.0, help="Closed model: think time per user.")
+@click.option(
+    "--remote-workers",
+    type=int,
+    default=0,
+    help="Locust workers on other machines; the run writes the script that starts one.",
+)
+@click.option(
+    "--master-bind",
+    default="127.0.0.1",
+    help="With --remote-workers: the address the Locust master listens on (e.g. 0.0.0.0).",
+)
+@click.option(
+    "--master-port", type=int, default=0, help="With --remote-workers: its port (0: a free one)."
+)
+@click.option(
+    "--load-url-for-remote",
+    default="",
+    help="With --remote-workers: the load target as the worker machines reach it.",
+)
+@click.option(
+    "--load-start-timeout",
+    default="60s",
+    help="How long to wait for the load's first request (and for the remote workers).",
+)
 @handles_errors
 def run_cmd(
     reports_dir: Path,
@@ -315,6 +344,11 @@ def run_cmd(
     users: int,
     workers: int,
     wait_ms: float,
+    remote_workers: int,
+    master_bind: str,
+    master_port: int,
+    load_url_for_remote: str,
+    load_start_timeout: str,
     **opts: Any,
 ) -> None:
     """Run the main chaos experiment: stack up, probes, baseline, fault, recovery, verdict.
@@ -323,6 +357,21 @@ def run_cmd(
     SLO held and the steady state held before and after, 1 if not, 2 on bad input.
     """
     file_slos, file_guards = load_spec_file(slo_file) if slo_file else ((), ())
+    # Built even with --no-load: the options are unused then, but a bad one is still bad input.
+    load = LoadSpec(
+        profile=load_profile,
+        model=load_model,
+        rate_per_s=rate,
+        users=users,
+        workers=workers,
+        wait_ms=wait_ms,
+        seed=seed,
+        remote_workers=remote_workers,
+        master_bind=master_bind,
+        master_port=master_port,
+        remote_target_url=load_url_for_remote,
+        start_timeout_s=parse_duration_s(load_start_timeout, "--load-start-timeout"),
+    )
     spec = experiment.ExperimentSpec(
         stack=spec_from_options(opts),
         fault=fault_kind,
@@ -336,28 +385,12 @@ def run_cmd(
         slos=file_slos + tuple(SLO.parse(s) for s in slos) or experiment.DEFAULT_SLOS,
         safeguards=file_guards + tuple(Safeguard.parse(g) for g in guards),
         load_at=load_at,
-        load=None
-        if no_load and _valid_load_options(rate, users, workers, wait_ms)
-        else LoadSpec(
-            profile=load_profile,
-            model=load_model,
-            rate_per_s=rate,
-            users=users,
-            workers=workers,
-            wait_ms=wait_ms,
-            seed=seed,
-        ),
+        load=None if no_load else load,
     )
     fault_class(fault_kind)  # an unknown type fails before the stack starts
     result = experiment.run(spec, reports_dir)
     click.echo(experiment.summarize(result))
     sys.exit(0 if result.passed else 1)
-
-
-def _valid_load_options(rate: float, users: int, workers: int, wait_ms: float) -> bool:
-    """With --no-load the load options are unused, but a bad one is still bad input."""
-    LoadSpec(rate_per_s=rate, users=users, workers=workers, wait_ms=wait_ms)
-    return True
 
 
 def _duration_or_zero(text: str, field: str) -> float:

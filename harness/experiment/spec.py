@@ -20,8 +20,9 @@ DEFAULT_SLOS = (
     SLO.parse("mttr_component_s <= 30"),
 )
 # The main job's load: an open model (a fixed arrival rate, so a stall is counted in full)
-# at a rate this 2-core machine carries beside two nodes and HAProxy.
-DEFAULT_LOAD = LoadSpec(model="open", rate_per_s=200.0, users=32, workers=1)
+# at a rate this 2-core machine carries beside two nodes and HAProxy, from one Locust
+# worker per core (LoadSpec's default).
+DEFAULT_LOAD = LoadSpec(model="open", rate_per_s=200.0, users=32)
 
 
 @dataclass(frozen=True)

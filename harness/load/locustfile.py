@@ -10,6 +10,14 @@ safe) and appends every sample to ``<samples dir>/samples-<pid>.txt`` as
 flushed every 100 ms, so the harness reads samples as they come and a killed run keeps
 what it measured. ``intended_ns`` is ``time.monotonic_ns()``: the harness's clock too.
 
+A worker on another machine (``HARNESS_LOAD_SEND_SAMPLES=1``, set by the script the
+runner writes) cannot reach that directory: it sends the same lines to the master as a
+``harness_samples`` message, and the master (this file, in master mode) appends them to
+``samples-remote-<worker id>.txt``. A message carries the worker's monotonic clock at
+sending; the master moves every ``intended_ns`` onto its own clock (the harness's: same
+host) by the smallest receive-minus-send difference seen from that worker, so a remote
+sample's time is late by at most the network's one-way delay.
+
 Two load models:
 - closed: Locust's own: a user sends, waits for the answer, thinks ``wait_ms``, sends again.
 - open: a constant arrival rate ``HARNESS_LOAD_RATE`` (req/s) shared by all users; each
@@ -24,6 +32,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -31,6 +40,9 @@ from typing import Any
 import gevent
 import gevent.event
 from locust import User, constant, events, task
+from locust.env import Environment
+from locust.rpc import Message
+from locust.runners import MasterRunner, Runner, WorkerRunner
 
 from harness.jsonrpc import classify_exception
 from harness.load.client import RpcConnection
@@ -43,12 +55,13 @@ RATE_PER_S = float(ENV.get("HARNESS_LOAD_RATE", "0") or 0)
 USERS_TOTAL = int(ENV.get("HARNESS_LOAD_USERS", "1"))
 WAIT_S = float(ENV.get("HARNESS_LOAD_WAIT_MS", "0")) / 1000
 SEED = int(ENV.get("HARNESS_LOAD_SEED", "0"))
-WORKER_INDEX = int(ENV.get("HARNESS_LOAD_WORKER_INDEX", "0"))
 SAMPLES_DIR = Path(ENV.get("HARNESS_LOAD_SAMPLES_DIR", "."))
 CONTRACT = ENV.get("HARNESS_LOAD_CONTRACT", "")
 ACCOUNTS = int(ENV.get("HARNESS_LOAD_ACCOUNTS", "10"))
 REFRESH_S = float(ENV.get("HARNESS_LOAD_REFRESH_S", "1.0"))
 TIMEOUT_S = float(ENV.get("HARNESS_LOAD_TIMEOUT_S", "5.0"))
+SEND_SAMPLES = ENV.get("HARNESS_LOAD_SEND_SAMPLES") == "1"
+SAMPLES_MESSAGE = "harness_samples"
 
 
 class _Process:
@@ -57,12 +70,13 @@ class _Process:
     factory: RequestFactory | None = None
     lines: list[str] = []
     out: Any = None
+    runner: Runner | None = None
 
     starting = False
     ready = gevent.event.Event()
 
     @classmethod
-    def start(cls) -> None:
+    def start(cls, runner: Runner | None) -> None:
         """Set the process up once; every user waits for it. The flag is claimed before
         anything yields: sampling the chain is network I/O, and gevent would let all the
         other users in (each spawning its own refresher, 32x the sampling traffic)."""
@@ -70,15 +84,20 @@ class _Process:
             cls.ready.wait()
             return
         cls.starting = True
+        cls.runner = runner
+        # Every worker, on this machine or another, gets a distinct index from the master
+        # (0 .. workers + remote workers - 1); a standalone process is worker 0.
+        index = runner.worker_index if isinstance(runner, WorkerRunner) else 0
         profile = load_profile(ENV.get("HARNESS_LOAD_PROFILE", "searcher"))
         context = sample_context(TARGET, CONTRACT, accounts=ACCOUNTS)
         # Account 0 is left to people; each worker signs from an account of its own, so
         # their nonces never collide.
         cls.factory = RequestFactory(
-            profile, context, seed=SEED * 1000 + WORKER_INDEX, account_index=1 + WORKER_INDEX
+            profile, context, seed=SEED * 1000 + index, account_index=1 + index
         )
-        SAMPLES_DIR.mkdir(parents=True, exist_ok=True)
-        cls.out = open(SAMPLES_DIR / f"samples-{os.getpid()}.txt", "a")  # noqa: SIM115
+        if not SEND_SAMPLES:
+            SAMPLES_DIR.mkdir(parents=True, exist_ok=True)
+            cls.out = open(SAMPLES_DIR / f"samples-{os.getpid()}.txt", "a")  # noqa: SIM115
         gevent.spawn(cls._flush_forever)
         gevent.spawn(cls._refresh_forever)
         cls.ready.set()
@@ -91,7 +110,13 @@ class _Process:
 
     @classmethod
     def flush(cls) -> None:
-        if cls.lines and cls.out is not None:
+        if not cls.lines:
+            return
+        if SEND_SAMPLES and isinstance(cls.runner, WorkerRunner):
+            lines, cls.lines = cls.lines, []
+            data = {"lines": "".join(lines), "sent_ns": time.monotonic_ns()}
+            cls.runner.send_message(SAMPLES_MESSAGE, data)
+        elif cls.out is not None:
             lines, cls.lines = cls.lines, []
             cls.out.write("".join(lines))
             cls.out.flush()
@@ -116,6 +141,49 @@ def _on_quit(**_: Any) -> None:
 events.quitting.add_listener(_on_quit)  # type: ignore[no-untyped-call]
 
 
+class _RemoteSamples:
+    """In the master: appends each remote worker's sample lines, moved onto this host's
+    monotonic clock, to a file of its own."""
+
+    files: dict[str, Any] = {}
+    offsets_ns: dict[str, int] = {}
+
+    @classmethod
+    def store(cls, environment: Environment, msg: Message, **_: Any) -> None:
+        received = time.monotonic_ns()
+        data = msg.data if isinstance(msg.data, dict) else {}
+        lines, sent = data.get("lines"), data.get("sent_ns")
+        if not isinstance(lines, str) or not isinstance(sent, int):
+            return
+        name = re.sub(r"[^A-Za-z0-9_.-]", "_", str(msg.node_id))
+        # Receive minus send is the clock offset plus the message's delay; the smallest
+        # seen is the closest to the offset alone.
+        offset = cls.offsets_ns[name] = min(
+            cls.offsets_ns.get(name, received - sent), received - sent
+        )
+        out = cls.files.get(name)
+        if out is None:
+            SAMPLES_DIR.mkdir(parents=True, exist_ok=True)
+            out = cls.files[name] = open(  # noqa: SIM115 - open for the master's life
+                SAMPLES_DIR / f"samples-remote-{name}.txt", "a"
+            )
+        moved = []
+        for line in lines.splitlines():
+            intended, sep, rest = line.partition(" ")
+            if sep and intended.isdigit():
+                moved.append(f"{int(intended) + offset} {rest}\n")
+        out.write("".join(moved))
+        out.flush()
+
+
+def _on_init(environment: Environment, **_: Any) -> None:
+    if isinstance(environment.runner, MasterRunner):
+        environment.runner.register_message(SAMPLES_MESSAGE, _RemoteSamples.store)
+
+
+events.init.add_listener(_on_init)  # type: ignore[no-untyped-call]
+
+
 class RpcFailed(Exception):
     """What Locust's statistics see of a failed call: its outcome."""
 
@@ -130,7 +198,7 @@ class JsonRpcUser(User):
     wait_time = constant(0)
 
     def on_start(self) -> None:
-        _Process.start()
+        _Process.start(self.environment.runner)
         self._connection = RpcConnection(TARGET, TIMEOUT_S)
         self._interval_ns = int(1e9 * USERS_TOTAL / RATE_PER_S) if MODEL == "open" else 0
         # A random phase per user spreads the schedule instead of sending in lockstep.

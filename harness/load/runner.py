@@ -5,26 +5,32 @@ The runner spawns it with argument lists, records the processes in the fault led
 a SIGKILLed harness leaves no load generator running), and tails the workers' sample
 files in a thread, handing every sample to a callback as it arrives.
 
-Distributed over machines: this is Locust's own distributed mode. Start the same
-locustfile with ``--worker --master-host <this host>`` on other machines and raise
-``--expect-workers``; their samples stay on their machines (see README).
+Distributed over machines is Locust's own distributed mode: with ``remote_workers`` the
+master binds ``master_bind:master_port``, expects the local and the remote workers, and
+the runner writes ``<samples dir>/remote-worker.sh``, which starts one worker on another
+machine. Remote workers send their samples to the master as Locust messages; the master
+appends them to ``samples-remote-<worker id>.txt``, tailed like the local workers' files.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 import os
 import secrets
+import shlex
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import urlsplit
 
 import psutil
 
@@ -32,12 +38,12 @@ from harness.errors import ConfigError, HarnessError
 from harness.faults.fault import default_ledger
 from harness.faults.ledger import Ledger
 from harness.load.workload import load_profile
-from harness.stack.local import free_port
 from harness.stack.state import ProcessIdentity
 
 log = logging.getLogger(__name__)
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+REMOTE_WORKER_SCRIPT = "remote-worker.sh"
 
 
 class LoadError(HarnessError):
@@ -56,16 +62,28 @@ class Sample:
 
 @dataclass(frozen=True)
 class LoadSpec:
-    """What load to drive. ``rate_per_s`` is for the open model, ``wait_ms`` for the closed."""
+    """What load to drive. ``rate_per_s`` is for the open model, ``wait_ms`` for the closed.
+
+    ``workers`` is the local worker processes; 0 (the default) means one per core, at
+    most one per user, and is resolved on construction, so a built spec always holds the
+    count. ``remote_workers`` more run on other machines (see `LoadRun`); the master
+    waits ``start_timeout_s`` for all of them. ``remote_target_url`` is the target as
+    those machines reach it (empty: the same URL as here).
+    """
 
     profile: str = "searcher"
     model: str = "open"
     rate_per_s: float = 200.0
     users: int = 32
-    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    workers: int = 0
     wait_ms: float = 0.0
     seed: int = 0
     timeout_s: float = 5.0
+    remote_workers: int = 0
+    master_bind: str = "127.0.0.1"
+    master_port: int = 0
+    remote_target_url: str = ""
+    start_timeout_s: float = 60.0
 
     def __post_init__(self) -> None:
         load_profile(self.profile)  # an unknown profile fails here, naming the choices
@@ -79,22 +97,84 @@ class LoadSpec:
             )
         if not 1 <= self.users <= 100_000:
             raise ConfigError("users", self.users, "choose 1 to 100000 users")
-        if not 1 <= self.workers <= 256:
-            raise ConfigError("workers", self.workers, "choose 1 to 256 worker processes")
-        if self.users < self.workers:
+        if not 0 <= self.remote_workers <= 256:
             raise ConfigError(
-                "users", self.users, f"needs at least one per worker ({self.workers})"
+                "remote_workers", self.remote_workers, "choose 0 to 256 remote worker processes"
+            )
+        if not 0 <= self.workers <= 256:
+            raise ConfigError(
+                "workers", self.workers, "choose 1 to 256 worker processes, or 0 for one per core"
+            )
+        if self.workers == 0:
+            per_core = min(os.cpu_count() or 1, self.users - self.remote_workers)
+            object.__setattr__(self, "workers", max(1, per_core))
+        if self.users < self.workers + self.remote_workers:
+            raise ConfigError(
+                "users",
+                self.users,
+                f"needs at least one per worker ({self.workers} local, "
+                f"{self.remote_workers} remote)",
             )
         if not (math.isfinite(self.wait_ms) and 0 <= self.wait_ms <= 60_000):
             raise ConfigError("wait_ms", self.wait_ms, "choose 0 to 60000 ms")
         if not 0.1 <= self.timeout_s <= 300:
             raise ConfigError("timeout_s", self.timeout_s, "choose 0.1 to 300 s")
+        if not (math.isfinite(self.start_timeout_s) and 1 <= self.start_timeout_s <= 3600):
+            raise ConfigError("start_timeout_s", self.start_timeout_s, "choose 1 to 3600 s")
+        if not 0 <= self.master_port <= 65535:
+            raise ConfigError(
+                "master_port", self.master_port, "choose a TCP port, or 0 for a free one"
+            )
+        check_master_bind(self.master_bind)
+        if self.remote_target_url:
+            url = urlsplit(self.remote_target_url)
+            if url.scheme not in ("http", "https") or not url.hostname:
+                raise ConfigError(
+                    "remote_target_url",
+                    self.remote_target_url,
+                    "give the target as the worker machines reach it, e.g. http://10.0.0.5:8545/",
+                )
+
+
+def check_master_bind(host: str) -> None:
+    """Raise `ConfigError` unless ``host`` is every interface (0.0.0.0, ::), loopback, or an
+    address of this host: the master listens here, it never binds someone else's address."""
+    try:
+        literal = ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        if literal.is_unspecified or literal.is_loopback:
+            return
+    try:
+        resolved = {
+            str(info[4][0]) for info in socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        }
+    except (OSError, UnicodeError) as exc:
+        raise ConfigError(
+            "master_bind", host, f"not an IP address or a host name that resolves ({exc})"
+        ) from exc
+    own = {
+        a.address.split("%")[0]
+        for addresses in psutil.net_if_addrs().values()
+        for a in addresses
+        if a.family in (socket.AF_INET, socket.AF_INET6)
+    }
+    for address in resolved:
+        ip = ipaddress.ip_address(address.split("%")[0])
+        if not (ip.is_unspecified or ip.is_loopback or str(ip) in own):
+            raise ConfigError(
+                "master_bind",
+                host,
+                f"{ip} is not an address of this host; choose 0.0.0.0, ::, 127.0.0.1 or one "
+                f"of {', '.join(sorted(own))}",
+            )
 
 
 def accounts_needed(spec: LoadSpec) -> int:
-    """Funded accounts the load needs: one per worker, plus account 0 (anvil's default 10
-    at least)."""
-    return max(10, spec.workers + 1)
+    """Funded accounts the load needs: one per worker, local or remote, plus account 0
+    (anvil's default 10 at least)."""
+    return max(10, spec.workers + spec.remote_workers + 1)
 
 
 def _locust() -> str:
@@ -102,6 +182,72 @@ def _locust() -> str:
     if not exe.exists():
         raise LoadError(f"locust is not installed beside {sys.executable}; run `make setup`")
     return str(exe)
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _connect_host(bind: str) -> str:
+    """Where a worker on this machine reaches a master bound to ``bind``."""
+    return {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(bind, bind)
+
+
+def _advertised_host(bind: str) -> str:
+    """Where another machine reaches a master bound to ``bind``: for every interface, this
+    host's first address that is neither loopback nor link-local (IPv4 first), else its name."""
+    if bind not in ("0.0.0.0", "::"):
+        return bind
+    candidates: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = []
+    for addresses in psutil.net_if_addrs().values():
+        for a in addresses:
+            if a.family in (socket.AF_INET, socket.AF_INET6):
+                ip = ipaddress.ip_address(a.address.split("%")[0])
+                if not (ip.is_loopback or ip.is_link_local):
+                    candidates.append(ip)
+    candidates.sort(key=lambda ip: ip.version)
+    return str(candidates[0]) if candidates else socket.gethostname()
+
+
+def _master_port(bind: str, port: int) -> int:
+    """``port`` if it can be bound on ``bind`` (0: a free one, the kernel's pick), else a
+    `ConfigError` naming master_port."""
+    family, _, _, _, address = socket.getaddrinfo(bind, port, type=socket.SOCK_STREAM)[0]
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            raise ConfigError(
+                "master_port", port, f"cannot listen on {bind}:{port} ({exc}); choose another or 0"
+            ) from exc
+        return int(sock.getsockname()[1])
+
+
+def remote_worker_script(env: dict[str, str], master_host: str, master_port: int) -> str:
+    """A POSIX shell script that starts one Locust worker for this run on another machine.
+
+    It runs from a checkout of the harness (``HARNESS_DIR``, default this one's path) with
+    its venv; ``HARNESS_MASTER_HOST`` overrides where the master is reached."""
+    root = LOCUSTFILE.parents[2]
+    lines = [
+        "#!/bin/sh",
+        "# One remote Locust worker for a harness load run. Run it on each worker machine,",
+        "# in a checkout of the harness with its venv (`make setup`, the same Locust version).",
+        "# It sends its samples to the master; it writes no files. The target below must be",
+        "# reachable from the worker machine.",
+        "set -eu",
+        f'HARNESS_DIR="${{HARNESS_DIR:-{root}}}"',
+        f'HARNESS_MASTER_HOST="${{HARNESS_MASTER_HOST:-{master_host}}}"',
+        *(f"export {name}={shlex.quote(value)}" for name, value in env.items()),
+        "export HARNESS_LOAD_SEND_SAMPLES=1",
+        'exec "$HARNESS_DIR/.venv/bin/locust" -f "$HARNESS_DIR/harness/load/locustfile.py" \\',
+        f'    --worker --master-host "$HARNESS_MASTER_HOST" --master-port {master_port} \\',
+        "    --loglevel WARNING",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 class SampleTail:
@@ -161,32 +307,35 @@ class LoadRun:
         self._reader: threading.Thread | None = None
         self._id = f"load-{secrets.token_hex(4)}"
 
-    def _env(self, worker_index: int) -> dict[str, str]:
+    def _load_env(self, target_url: str) -> dict[str, str]:
+        """The ``HARNESS_LOAD_*`` variables the locustfile reads, for any worker."""
         s = self.spec
         return {
-            **os.environ,
-            "HARNESS_LOAD_TARGET": self.target_url,
+            "HARNESS_LOAD_TARGET": target_url,
             "HARNESS_LOAD_PROFILE": s.profile,
             "HARNESS_LOAD_MODEL": s.model,
             "HARNESS_LOAD_RATE": str(s.rate_per_s),
             "HARNESS_LOAD_USERS": str(s.users),
             "HARNESS_LOAD_WAIT_MS": str(s.wait_ms),
             "HARNESS_LOAD_SEED": str(s.seed),
-            "HARNESS_LOAD_WORKER_INDEX": str(worker_index),
-            "HARNESS_LOAD_SAMPLES_DIR": str(self.samples_dir),
             "HARNESS_LOAD_CONTRACT": self.contract,
             "HARNESS_LOAD_ACCOUNTS": str(accounts_needed(s)),
             "HARNESS_LOAD_TIMEOUT_S": str(s.timeout_s),
+            "HARNESS_LOAD_REFRESH_S": os.environ.get("HARNESS_LOAD_REFRESH_S", "1.0"),
         }
 
-    def _spawn(self, argv: list[str], worker_index: int, log_name: str) -> None:
+    def _spawn(self, argv: list[str], log_name: str) -> None:
         with open(self.samples_dir / log_name, "ab") as out:
             proc = subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                env=self._env(worker_index),
+                env={
+                    **os.environ,
+                    **self._load_env(self.target_url),
+                    "HARNESS_LOAD_SAMPLES_DIR": str(self.samples_dir),
+                },
                 start_new_session=True,
             )
         self.processes.append(proc)
@@ -209,22 +358,29 @@ class LoadRun:
                   "--stop-timeout", "2"]  # fmt: skip
         self.ledger.open(self._id, "load", [self.target_url], [])
         try:
-            if s.workers == 1:
-                self._spawn([locust, *common], 0, "locust.log")
+            if s.workers == 1 and not s.remote_workers:
+                self._spawn([locust, *common], "locust.log")
             else:
-                port = free_port()
+                bind = s.master_bind if s.remote_workers else "127.0.0.1"
+                port = _master_port(bind, s.master_port if s.remote_workers else 0)
+                # Locust (zmq) spells "every interface" as *; "::" is not a zmq address.
                 self._spawn(
-                    [locust, *common, "--master", "--expect-workers", str(s.workers),
-                     "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port)],
-                    0, "locust-master.log",
+                    [locust, *common, "--master",
+                     "--expect-workers", str(s.workers + s.remote_workers),
+                     "--master-bind-host", "*" if bind == "::" else bind,
+                     "--master-bind-port", str(port)],
+                    "locust-master.log",
                 )  # fmt: skip
                 for index in range(s.workers):
                     self._spawn(
-                        [locust, "-f", str(LOCUSTFILE), "--worker", "--master-host", "127.0.0.1",
+                        [locust, "-f", str(LOCUSTFILE), "--worker",
+                         "--master-host", _connect_host(bind),
                          "--master-port", str(port), "--loglevel", "WARNING"],
-                        index, f"locust-worker-{index}.log",
+                        f"locust-worker-{index}.log",
                     )  # fmt: skip
-            self._wait_for_first_samples(timeout_s=60)
+                if s.remote_workers:
+                    self._invite_remote_workers(bind, port)
+            self._wait_for_first_samples(s.start_timeout_s)
         except BaseException:
             self._shutdown()
             raise
@@ -232,6 +388,29 @@ class LoadRun:
         self._reader = threading.Thread(target=self._read_forever, daemon=True)
         self._reader.start()
         return self
+
+    def _invite_remote_workers(self, bind: str, port: int) -> Path:
+        """Write the script that starts one remote worker, and say (WARNING) where it is."""
+        s = self.spec
+        target = s.remote_target_url or self.target_url
+        script = self.samples_dir / REMOTE_WORKER_SCRIPT
+        env = self._load_env(target)
+        script.write_text(remote_worker_script(env, _advertised_host(bind), port))
+        script.chmod(0o755)
+        log.warning(
+            "waiting up to %gs for %d remote Locust worker(s) on %s:%d: on each worker machine, "
+            "in a checkout of this harness (`make setup`), run `sh %s` (copy it there); "
+            "the load target %s must be reachable from there",
+            s.start_timeout_s, s.remote_workers, bind, port, script, target,
+        )  # fmt: skip
+        host = urlsplit(target).hostname or ""
+        if _is_loopback(host):
+            log.warning(
+                "the load target %s is on loopback, which other machines cannot reach; "
+                "forward a port to it and give that URL (--load-url-for-remote)",
+                target,
+            )
+        return script
 
     def _wait_for_first_samples(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
@@ -244,6 +423,13 @@ class LoadRun:
                     f"locust exited with status {dead[0].returncode}: {self._log_tail()}"
                 )
             time.sleep(0.05)
+        if self.spec.remote_workers:
+            raise LoadError(
+                f"no request within {timeout_s:g}s: the master starts the load only when all "
+                f"{self.spec.remote_workers} remote worker(s) have connected; run "
+                f"{self.samples_dir / REMOTE_WORKER_SCRIPT} on each worker machine, or raise "
+                "start_timeout_s (--load-start-timeout)"
+            )
         raise LoadError(f"locust sent no request within {timeout_s:g}s: {self._log_tail()}")
 
     def _log_tail(self) -> str:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -17,6 +19,7 @@ import pytest
 from harness.errors import ConfigError
 from harness.faults import replay_open_records
 from harness.load import LoadRun, LoadSpec, Sample, prepare_chain
+from harness.load.runner import REMOTE_WORKER_SCRIPT, accounts_needed
 from harness.stack import LocalStack, StackSpec
 from harness.stack.state import reap_stale_stacks
 
@@ -29,7 +32,7 @@ def stack() -> LocalStack:  # type: ignore[misc]
 
 def drive(stack: LocalStack, spec: LoadSpec, seconds: float, tmp_path: Path) -> list[Sample]:
     state = stack.state()
-    contract = prepare_chain([n.url for n in state.nodes], accounts=max(10, spec.workers + 1))
+    contract = prepare_chain([n.url for n in state.nodes], accounts=accounts_needed(spec))
     got: list[Sample] = []
     with LoadRun(spec, state.frontend_url, tmp_path / "load", contract, got.extend) as run:
         start = time.monotonic_ns()
@@ -80,6 +83,57 @@ def test_an_open_load_counts_a_stall_from_the_intended_send_time(
     worst = max(s.latency_us for s in got)
     # Requests due at the start of the 1 s stall waited for all of it.
     assert worst >= 900_000
+
+
+def test_a_remote_worker_started_from_the_written_script_sends_its_samples_to_the_harness(
+    stack: LocalStack, tmp_path: Path
+) -> None:
+    state = stack.state()
+    spec = LoadSpec(model="closed", users=4, workers=1, remote_workers=1, wait_ms=20)
+    contract = prepare_chain([n.url for n in state.nodes], accounts=accounts_needed(spec))
+    samples_dir = tmp_path / "load"
+    script = samples_dir / REMOTE_WORKER_SCRIPT
+    # The "remote" machine: its own directory and an environment without the harness's
+    # variables, so all it knows is the script.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HARNESS_LOAD_")}
+    remote: list[subprocess.Popen[bytes]] = []
+
+    def start_remote_worker() -> None:
+        deadline = time.monotonic() + 30
+        while not (script.exists() and script.read_text().endswith("WARNING\n")):
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.05)
+        with open(tmp_path / "remote-worker.log", "wb") as out:
+            remote.append(
+                subprocess.Popen(
+                    ["sh", str(script)], cwd=elsewhere, env=env, stdout=out, stderr=out
+                )
+            )
+
+    starter = threading.Thread(target=start_remote_worker)
+    starter.start()
+    got: list[Sample] = []
+    try:
+        with LoadRun(spec, state.frontend_url, samples_dir, contract, got.extend) as run:
+            time.sleep(3.0)
+    finally:
+        starter.join()
+        for proc in remote:
+            proc.terminate()
+            proc.wait(10)
+    assert remote, "the runner wrote no remote-worker script"
+    [remote_file] = samples_dir.glob("samples-remote-*.txt")
+    remote_lines = remote_file.read_text().splitlines()
+    assert len(remote_lines) > 20, (tmp_path / "remote-worker.log").read_text()
+    delivered = {(s.intended_ns, s.method) for s in got}
+    for line in remote_lines:
+        intended, _, method, _ = line.split(" ")
+        assert (int(intended), method) in delivered
+    assert run.sample_count == len(got)
+    assert not any(elsewhere.iterdir()), "the remote worker wrote files where it ran"
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -318,3 +319,41 @@ def test_a_safeguard_on_a_run_without_load_is_rejected() -> None:
         ExperimentSpec(load=None, safeguards=(Safeguard.parse("error_rate_pct > 50 for 2s"),))
     assert caught.value.field == "abort_if"
     assert "--no-load" in caught.value.fix
+
+
+# --- LoadSpec: workers and distributed mode -----------------------------------------------
+
+
+def test_workers_default_to_one_per_core_but_never_more_than_the_users() -> None:
+    cores = os.cpu_count() or 1
+    assert LoadSpec(users=32).workers == min(cores, 32)
+    assert LoadSpec(users=1).workers == 1
+    assert LoadSpec(users=3, remote_workers=2).workers == 1
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"remote_workers": -1}, "remote_workers"),
+        ({"remote_workers": 257}, "remote_workers"),
+        ({"users": 4, "workers": 2, "remote_workers": 3}, "users"),
+        ({"master_bind": "not a host!"}, "master_bind"),
+        ({"master_bind": "203.0.113.254"}, "master_bind"),  # TEST-NET-3: documentation only
+        ({"master_port": -1}, "master_port"),
+        ({"master_port": 65536}, "master_port"),
+        ({"start_timeout_s": 0}, "start_timeout_s"),
+        ({"start_timeout_s": math.nan}, "start_timeout_s"),
+        ({"remote_target_url": "10.0.0.5:8545"}, "remote_target_url"),
+    ],
+)
+def test_bad_distributed_load_input_is_rejected_naming_the_field(
+    fields: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        LoadSpec(**fields)
+    assert caught.value.field == field
+
+
+@pytest.mark.parametrize("bind", ["127.0.0.1", "0.0.0.0", "::", "::1", "localhost"])
+def test_the_master_may_bind_loopback_or_every_interface(bind: str) -> None:
+    assert LoadSpec(remote_workers=1, master_bind=bind).master_bind == bind

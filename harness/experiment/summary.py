@@ -60,7 +60,9 @@ def summarize(result: ExperimentResult) -> str:
         lines.append(
             f"load{at}: profile {spec['profile']}, {rate}, "
             f"{load['achieved_rate_per_s']:g} req/s achieved, "
-            f"{spec['workers']} worker(s) (CPU {cpu or '-'})"
+            f"{spec['workers']} worker(s)"
+            + (f" + {spec['remote_workers']} remote" if spec.get("remote_workers") else "")
+            + f" (CPU here {cpu or '-'})"
         )
     lines.append(
         f"fault: {fault['mechanism']} on {', '.join(fault['targets'])}, in effect after "

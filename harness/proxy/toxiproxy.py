@@ -42,7 +42,6 @@ from toxiproxy.api import APIConsumer
 from toxiproxy.exceptions import InvalidToxic, NotFound, ProxyExists
 
 from harness.errors import ConfigError, HarnessError
-from harness.stack.model import split_toxiproxy_url as split_url
 
 DEFAULT_URL = "http://127.0.0.1:8474"
 URL_ENV = "HARNESS_TOXIPROXY_URL"
@@ -76,7 +75,10 @@ class ToxiproxyDriver:
     """The Toxiproxy API at ``url``: proxies and their toxics. Every call has a timeout."""
 
     def __init__(self, url: str, timeout_s: float = 5.0) -> None:
-        host, port = split_url(url)
+        # Not at the top: harness.stack imports this module (LocalStack makes proxies).
+        from harness.stack.model import split_toxiproxy_url
+
+        host, port = split_toxiproxy_url(url)
         self.url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
         self.timeout_s = timeout_s
         # A consumer class of this driver's own: the library's holds one global address.

@@ -39,3 +39,24 @@ def test_every_module_imports_first_in_a_fresh_interpreter() -> None:
         failures = {m: err for m, err in pool.map(import_alone, modules()) if err}
     assert not failures, failures
     assert len(modules()) > 40  # the walk found the package
+
+
+BENCH = ROOT.parent / "bench"
+HELPERS = {"bare_locust.py", "bare_locustfile.py", "fault_kinds.py", "wire.py"}  # imported
+
+
+def bench_help(script: Path) -> tuple[str, str]:
+    result = subprocess.run(
+        [sys.executable, str(script), "--help"],
+        capture_output=True, text=True, timeout=120, cwd=BENCH,
+    )  # fmt: skip
+    return script.name, result.stderr.strip()[-300:] if result.returncode else ""
+
+
+def test_every_benchmark_starts_and_explains_itself() -> None:
+    """Benchmarks run by hand, not in CI; an import they broke would go unseen."""
+    scripts = [p for p in sorted(BENCH.glob("*.py")) if p.name not in HELPERS]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        failures = {name: err for name, err in pool.map(bench_help, scripts) if err}
+    assert not failures, failures
+    assert len(scripts) >= 8

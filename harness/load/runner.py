@@ -128,11 +128,12 @@ class LoadSpec:
         check_master_bind(self.master_bind)
         if self.remote_target_url:
             url = urlsplit(self.remote_target_url)
-            if url.scheme not in ("http", "https") or not url.hostname:
+            if url.scheme != "http" or not url.hostname:
                 raise ConfigError(
                     "remote_target_url",
                     self.remote_target_url,
-                    "give the target as the worker machines reach it, e.g. http://10.0.0.5:8545/",
+                    "give the target as the worker machines reach it, e.g. "
+                    "http://10.0.0.5:8545/ (the load client speaks plain HTTP/1.1)",
                 )
 
 
@@ -292,6 +293,14 @@ class LoadRun:
         ledger: Ledger | None = None,
     ) -> None:
         self.spec = spec
+        parts = urlsplit(target_url)
+        if parts.scheme != "http" or not parts.hostname:
+            raise ConfigError(
+                "target_url",
+                target_url,
+                "give an http:// URL such as http://127.0.0.1:8545/ (the load client "
+                "speaks plain HTTP/1.1, as nodes and HAProxy here do)",
+            )
         self.target_url = target_url
         self.samples_dir = samples_dir
         self.contract = contract

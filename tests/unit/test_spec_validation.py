@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from harness.errors import ConfigError, HarnessError, MissingBinaryError
 from harness.experiment.spec import ExperimentSpec
-from harness.load.runner import LoadSpec
+from harness.load.runner import LoadRun, LoadSpec
 from harness.measure import SLO, Safeguard
 from harness.stack.haproxy import DEFAULT_TEMPLATE
 from harness.stack.model import HealthCheck, RestartPolicy, StackSpec
@@ -357,3 +357,13 @@ def test_bad_distributed_load_input_is_rejected_naming_the_field(
 @pytest.mark.parametrize("bind", ["127.0.0.1", "0.0.0.0", "::", "::1", "localhost"])
 def test_the_master_may_bind_loopback_or_every_interface(bind: str) -> None:
     assert LoadSpec(remote_workers=1, master_bind=bind).master_bind == bind
+
+
+@pytest.mark.parametrize("url", ["https://127.0.0.1:8545/", "ws://127.0.0.1:8546/", "127.0.0.1"])
+def test_the_load_targets_plain_http_only(url: str, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        LoadRun(LoadSpec(workers=1), url, tmp_path, contract="")
+    assert caught.value.field == "target_url"
+    with pytest.raises(ConfigError) as caught:
+        LoadSpec(workers=1, remote_workers=1, users=4, remote_target_url=url)
+    assert caught.value.field == "remote_target_url"

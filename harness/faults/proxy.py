@@ -156,6 +156,7 @@ class ProxyFault(Fault):
     rule_kind: ClassVar[str]
     # (fault parameter, rule field) where the names differ: units in our names.
     renames: ClassVar[dict[str, str]] = {}
+    param_aliases: ClassVar[dict[str, str]] = {}  # Toxiproxy's knob name -> ours
     per_method: ClassVar[bool] = True
 
     probability: float = 1.0
@@ -327,6 +328,11 @@ def _proxy_fault(
             "rule_kind": rule_kind,
             "renames": renames or {},
             "per_method": per_method,
+            # Toxiproxy's own knob names work too: -p toxicity=0.5 -p latency=100.
+            "param_aliases": {
+                **({"toxicity": "probability"} if rule_kind in TRANSPORT_KINDS else {}),
+                **{theirs: ours for ours, theirs in (renames or {}).items()},
+            },
             "__doc__": doc,
         },
     )

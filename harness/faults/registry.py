@@ -58,6 +58,15 @@ def make_fault(kind: str, stack: Stack, target: str, seed: int = 0, **raw: Any) 
     """Build a fault of ``kind``; `ConfigError` for an unknown kind, parameter or value."""
     cls = fault_class(kind)
     known = parameters(kind)
+    # Other names a kind answers to (Toxiproxy's knobs for its toxics: toxicity, latency).
+    aliases: dict[str, str] = getattr(cls, "param_aliases", {})
+    for alias, name in aliases.items():
+        if alias in raw:
+            if name in raw:
+                raise ConfigError(
+                    f"{kind} parameter", alias, f"give {name} or {alias} (the same knob), not both"
+                )
+            raw[name] = raw.pop(alias)
     unknown = sorted(set(raw) - set(known))
     if unknown:
         choices = ", ".join(sorted(known)) or "none"

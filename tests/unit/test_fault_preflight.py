@@ -91,3 +91,17 @@ def test_the_methods_a_profile_sends_expand_batches_and_labels() -> None:
     sent = methods_sent(load_profile("searcher"))
     assert "eth_getBlockByNumber" in sent and "eth_getBlockByNumber_full" not in sent
     assert "batch" not in sent and {"eth_call", "eth_getStorageAt"} <= sent
+
+
+def test_a_transport_fault_takes_toxiproxys_own_knob_names_too() -> None:
+    stack = planned(fault_proxy=True)
+    fault = make_fault("proxy_latency", stack, "primary", toxicity="0.5", latency="100")
+    assert fault.params()["probability"] == 0.5
+    assert fault.params()["latency_ms"] == 100.0
+
+
+def test_a_knob_given_under_both_names_is_refused() -> None:
+    with pytest.raises(ConfigError) as caught:
+        make_fault("slow_close", planned(fault_proxy=True), "primary", delay="5", delay_ms="5")
+    assert caught.value.value == "delay"
+    assert "not both" in caught.value.fix

@@ -240,8 +240,9 @@ def remote_worker_script(env: dict[str, str], master_host: str, master_port: int
         "# It sends its samples to the master; it writes no files. The target below must be",
         "# reachable from the worker machine.",
         "set -eu",
-        f'HARNESS_DIR="${{HARNESS_DIR:-{root}}}"',
-        f'HARNESS_MASTER_HOST="${{HARNESS_MASTER_HOST:-{master_host}}}"',
+        # Defaults quoted as words of their own: a path may hold any character.
+        f'[ -n "${{HARNESS_DIR:-}}" ] || HARNESS_DIR={shlex.quote(str(root))}',
+        f'[ -n "${{HARNESS_MASTER_HOST:-}}" ] || HARNESS_MASTER_HOST={shlex.quote(master_host)}',
         *(f"export {name}={shlex.quote(value)}" for name, value in env.items()),
         "export HARNESS_LOAD_SEND_SAMPLES=1",
         'exec "$HARNESS_DIR/.venv/bin/locust" -f "$HARNESS_DIR/harness/load/locustfile.py" \\',

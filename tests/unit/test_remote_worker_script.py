@@ -44,3 +44,21 @@ def test_the_script_starts_a_worker_of_this_master_and_quotes_what_it_exports(
     path.write_text(probe)
     target = subprocess.run(["sh", str(path)], capture_output=True, text=True, timeout=10).stdout
     assert target == "http://h:1/?a=b c'd"
+
+
+def test_the_defaults_survive_any_character_and_give_way_to_the_environment(
+    tmp_path: Path,
+) -> None:
+    text = remote_worker_script({}, "10.1.2.3", 5557)
+    probe = text.replace(
+        'exec "$HARNESS_DIR/.venv/bin/locust"',
+        'printf "%s|%s" "$HARNESS_DIR" "$HARNESS_MASTER_HOST"; exit 0; #',
+    )
+    path = tmp_path / "w.sh"
+    path.write_text(probe)
+    run = subprocess.run(["sh", str(path)], capture_output=True, text=True, timeout=10)
+    assert run.stdout == f"{LOCUSTFILE.parents[2]}|10.1.2.3"
+    odd = '/tmp/a "b" $c'
+    env = {"HARNESS_DIR": odd, "HARNESS_MASTER_HOST": "10.9.9.9", "PATH": "/usr/bin:/bin"}
+    run = subprocess.run(["sh", str(path)], capture_output=True, text=True, timeout=10, env=env)
+    assert run.stdout == f"{odd}|10.9.9.9"

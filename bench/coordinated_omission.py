@@ -140,11 +140,11 @@ def harness_run(
         record = paused_node(stack)
         end = time.monotonic_ns()
         recorder.begin_phase("after", end)
-    run = recorder.summary(end)["phases"][0]
+    run = recorder.summary(end).phases[0]
     assert run["phase"] == "run"
     window = [s for s in got if start <= s.intended_ns < end]
-    assert run["requests"] == len(window), (run["requests"], len(window))
-    return HarnessRun(run["p99_us"], window, (start, end), record, json_file)
+    assert run.requests == len(window), (run.requests, len(window))
+    return HarnessRun(run.latency.p99_us, window, (start, end), record, json_file)
 
 
 def bare_run(

@@ -294,8 +294,8 @@ def main() -> None:
     recorder = Recorder()
     recorder.begin_phase("measured", 0)
     recorder.add(samples)
-    phase = recorder.summary(end_ns=1)["phases"][0]
-    ours_p50, ours_p99 = phase["p50_us"], phase["p99_us"]
+    phase = recorder.summary(end_ns=1).phases[0]
+    ours_p50, ours_p99 = phase.latency.p50_us, phase.latency.p99_us
     true_us = truth.truth_us()
     true_p50, true_p99 = percentile(true_us, 50), percentile(true_us, 99)
     due_us = truth.from_due_us()

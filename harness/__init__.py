@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from harness.errors import ConfigError, HarnessError, StackError, SteadyStateError
-    from harness.experiment import ExperimentResult, ExperimentSpec
+    from harness.experiment import EpisodeSpec, ExperimentResult, ExperimentSpec, RunResult
     from harness.experiment import run as run_experiment
     from harness.faults import (
         Bandwidth,
@@ -36,9 +36,12 @@ if TYPE_CHECKING:
     from harness.jsonrpc import Outcome, RpcClient, RpcFailure
     from harness.load import LoadSpec
     from harness.measure import SLO, Safeguard
+    from harness.measure.budget import ErrorBudget
+    from harness.plugin import ChaosRun
     from harness.stack import (
         HealthCheck,
         LocalStack,
+        StackLifecycle,
         RestartPolicy,
         Stack,
         StackSpec,
@@ -54,9 +57,12 @@ if TYPE_CHECKING:
 
 _EXPORTS: dict[str, tuple[str, str]] = {
     "Bandwidth": ("harness.faults", "Bandwidth"),
+    "ChaosRun": ("harness.plugin", "ChaosRun"),
     "ConfigError": ("harness.errors", "ConfigError"),
     "CpuStress": ("harness.faults", "CpuStress"),
     "DiskFill": ("harness.faults", "DiskFill"),
+    "EpisodeSpec": ("harness.experiment", "EpisodeSpec"),
+    "ErrorBudget": ("harness.measure.budget", "ErrorBudget"),
     "ExperimentResult": ("harness.experiment", "ExperimentResult"),
     "ExperimentSpec": ("harness.experiment", "ExperimentSpec"),
     "Fault": ("harness.faults", "Fault"),
@@ -69,6 +75,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "Latency": ("harness.faults", "Latency"),
     "LoadSpec": ("harness.load", "LoadSpec"),
     "LocalStack": ("harness.stack", "LocalStack"),
+    "StackLifecycle": ("harness.stack", "StackLifecycle"),
     "Loss": ("harness.faults", "Loss"),
     "MemoryPressure": ("harness.faults", "MemoryPressure"),
     "Outcome": ("harness.jsonrpc", "Outcome"),
@@ -78,6 +85,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "RestartPolicy": ("harness.stack", "RestartPolicy"),
     "RpcClient": ("harness.jsonrpc", "RpcClient"),
     "RpcFailure": ("harness.jsonrpc", "RpcFailure"),
+    "RunResult": ("harness.experiment", "RunResult"),
     "SLO": ("harness.measure", "SLO"),
     "Safeguard": ("harness.measure", "Safeguard"),
     "Stack": ("harness.stack", "Stack"),
@@ -109,9 +117,12 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "SLO",
     "Bandwidth",
+    "ChaosRun",
     "ConfigError",
     "CpuStress",
     "DiskFill",
+    "EpisodeSpec",
+    "ErrorBudget",
     "ExperimentResult",
     "ExperimentSpec",
     "Fault",
@@ -124,6 +135,7 @@ __all__ = [
     "Latency",
     "LoadSpec",
     "LocalStack",
+    "StackLifecycle",
     "Loss",
     "MemoryPressure",
     "Outcome",
@@ -133,6 +145,7 @@ __all__ = [
     "RestartPolicy",
     "RpcClient",
     "RpcFailure",
+    "RunResult",
     "Safeguard",
     "Stack",
     "StackError",

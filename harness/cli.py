@@ -12,6 +12,7 @@ import logging
 import signal
 import sys
 import threading
+import urllib.request
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -32,10 +33,11 @@ from harness.jsonrpc import RpcClient, RpcFailure
 from harness.load.runner import LoadSpec
 from harness.measure import SLO, Safeguard, load_spec_file
 from harness.proxy.toxiproxy import URL_ENV, ToxiproxyDriver, toxiproxy_url_from_env
+from harness.report import SUMMARY_FILE
 from harness.stack import daemon
 from harness.stack.haproxy import RuntimeApi
-from harness.stack.model import HealthCheck, RestartPolicy, StackSpec, StackState
-from harness.stack.nodes import ADAPTERS
+from harness.stack.model import StackState
+from harness.stack.options import STACK_OPTIONS, StackOption, stack_spec_from_options
 from harness.stack.state import AttachedStack, running_stack
 from harness.units import parse_duration_s
 
@@ -64,81 +66,33 @@ def handles_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def stack_options(fn: F) -> F:
-    """The options that describe a stack, shared by `stack up` and `run`."""
-    options = [
-        click.option("--name", default="default", show_default=True, help="Stack name."),
-        click.option("--nodes", type=int, default=2, show_default=True, help="Number of nodes."),
-        click.option(
-            "--node",
-            "node_kind",
-            type=click.Choice(sorted(ADAPTERS)),
-            default="anvil",
-            show_default=True,
-            help="Node client.",
-        ),
-        click.option("--block-time", type=float, default=1.0, show_default=True, help="Seconds."),
-        click.option(
-            "--node-arg", "node_args", multiple=True, help="Extra flag for every node (repeat)."
-        ),
-        click.option(
-            "--haproxy-config",
-            type=click.Path(path_type=Path),
-            help="Your own HAProxy Jinja2 template (see fixtures/haproxy.cfg.j2).",
-        ),
-        click.option("--frontend-port", type=int, help="Frontend port (default: a free one)."),
-        click.option("--check-inter-ms", type=int, default=2000, show_default=True),
-        click.option("--fall", type=int, default=3, show_default=True),
-        click.option("--rise", type=int, default=2, show_default=True),
-        click.option(
-            "--restart-delay", type=float, default=0.5, show_default=True, help="Seconds."
-        ),
-        click.option("--restart-backoff", type=float, default=2.0, show_default=True),
-        click.option(
-            "--isolation",
-            type=click.Choice(["loopback", "netns"]),
-            default="loopback",
-            show_default=True,
-            help="netns: each node in a network namespace of its own (root; network faults).",
-        ),
-        click.option(
-            "--data-dir-size-mb",
-            type=int,
-            help="Each node's data dir on a tmpfs of this size (root; disk fill faults).",
-        ),
-        click.option(
-            "--fault-proxy",
-            is_flag=True,
-            help="Put the JSON-RPC fault proxy between HAProxy and every node.",
-        ),
-        click.option(
-            "--toxiproxy",
-            metavar="URL",
-            help="A Toxiproxy server's API (http://127.0.0.1:8474): a proxy there before "
-            "every node; transport faults go through it.",
-        ),
-    ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
-
-
-def spec_from_options(opts: dict[str, Any]) -> StackSpec:
-    return StackSpec(
-        name=opts["name"],
-        nodes=opts["nodes"],
-        node_kind=opts["node_kind"],
-        block_time_s=opts["block_time"],
-        node_args=tuple(opts["node_args"]),
-        haproxy_template=opts["haproxy_config"],
-        frontend_port=opts["frontend_port"],
-        health_check=HealthCheck(opts["check_inter_ms"], opts["fall"], opts["rise"]),
-        restart=RestartPolicy(delay_s=opts["restart_delay"], backoff=opts["restart_backoff"]),
-        isolation=opts["isolation"],
-        data_dir_size_mb=opts["data_dir_size_mb"],
-        fault_proxy=opts["fault_proxy"],
-        toxiproxy=opts["toxiproxy"],
+def _click_option(o: StackOption) -> Callable[[F], F]:
+    """The click adapter of one row of the stack's option table."""
+    if o.is_flag:
+        return click.option(o.flag, o.dest, is_flag=True, help=o.help)  # type: ignore[no-any-return]
+    kind: Any = o.kind
+    if o.choices:
+        kind = click.Choice(o.choices)
+    elif o.kind is Path:
+        kind = click.Path(path_type=Path)
+    return click.option(  # type: ignore[no-any-return]
+        o.flag,
+        o.dest,
+        type=kind,
+        default=o.default,
+        multiple=o.multiple,
+        show_default=o.default not in (None, ()),
+        metavar=o.metavar,
+        help=o.help,
     )
+
+
+def stack_options(fn: F) -> F:
+    """The options that describe a stack, shared by `stack up` and `run` (and, through the
+    same table, the pytest plugin)."""
+    for option in reversed(STACK_OPTIONS):
+        fn = _click_option(option)(fn)
+    return fn
 
 
 @click.group()
@@ -164,7 +118,7 @@ def stack() -> None:
 @handles_errors
 def stack_up(as_json: bool, **opts: Any) -> None:
     """Start a stack in the background; returns when it is ready."""
-    spec = spec_from_options(opts)
+    spec = stack_spec_from_options(opts)
     reaped = cleanup_leftovers()
     state, ready_s, _ = daemon.start_detached(spec)
     if as_json:
@@ -199,6 +153,8 @@ def status_doc(state: StackState) -> dict[str, Any]:
     for c in state.components:
         doc: dict[str, Any] = dict(c.__dict__, url=c.url)
         if c.role == "proxy":
+            doc["head"] = None
+            doc["health"] = _proxy_health(c.url)
             components.append(doc)
             continue
         target = state.frontend_url if c.role == "balancer" else c.url
@@ -221,6 +177,15 @@ def status_doc(state: StackState) -> dict[str, Any]:
     return {**state.to_dict(), "components": components}
 
 
+def _proxy_health(url: str) -> str:
+    """The fault proxy's own answer on its control API's /health."""
+    try:
+        with urllib.request.urlopen(url + "health", timeout=1.0) as answer:
+            return "answering" if answer.status == 200 else f"HTTP {answer.status}"
+    except OSError as exc:
+        return f"control API: {exc}"
+
+
 def _print_status(state: StackState) -> None:
     doc = status_doc(state)
     table = Table(title=f"stack {state.name} ({state.backend})  frontend {state.frontend_url}")
@@ -234,8 +199,8 @@ def _print_status(state: StackState) -> None:
             c["role"],
             str(c["pid"]),
             f"{c['host']}:{c['port']}",
-            c["health"],
-            str(c["head"]),
+            c.get("health", ""),
+            "" if c.get("head") is None else str(c["head"]),
             f"{hap['status']} ({hap['check_status']})" if hap else "",
         )
     console.print(table)
@@ -373,7 +338,7 @@ def run_cmd(
         start_timeout_s=parse_duration_s(load_start_timeout, "--load-start-timeout"),
     )
     spec = experiment.ExperimentSpec(
-        stack=spec_from_options(opts),
+        stack=stack_spec_from_options(opts),
         fault=fault_kind,
         target=target,
         fault_params=_parse_params(pairs),
@@ -389,7 +354,7 @@ def run_cmd(
     )
     fault_class(fault_kind)  # an unknown type fails before the stack starts
     result = experiment.run(spec, reports_dir)
-    click.echo(experiment.summarize(result))
+    click.echo((Path(result.run_dir) / SUMMARY_FILE).read_text(), nl=False)
     sys.exit(0 if result.passed else 1)
 
 

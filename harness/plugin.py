@@ -1,8 +1,13 @@
-"""The pytest plugin: stack fixtures, options, markers and a summary line per stack.
+"""The pytest plugin: stack fixtures, the ``chaos_run`` fixture, options, markers, JUnit
+properties, and a summary line per stack and per run.
 
 Registered through the ``pytest11`` entry point, so any test in a project with the harness
-installed can ask for ``stack`` (one per session), ``fresh_stack`` (one per test) or
-``steady_stack`` (the session stack, verified steady before the test).
+installed can ask for ``stack`` (one per session), ``fresh_stack`` (one per test),
+``steady_stack`` (the session stack, verified steady before the test), ``stack_spec`` (the
+stack the command line describes) and ``chaos_run`` (run an experiment, record it).
+
+The stack options are the CLI's own table (`harness.stack.options`), so ``--nodes 3`` means
+the same here as in ``harness run``. Session state lives in ``config.stash``.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import itertools
 import os
 import signal
 from collections.abc import Callable, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
 
@@ -20,61 +25,74 @@ import pytest
 
 from harness.cleanup import cleanup_leftovers
 from harness.errors import ConfigError, HarnessError
+from harness.experiment import ExperimentSpec, RunResult
+from harness.experiment import run as run_experiment
 from harness.faults import Fault, make_fault
-from harness.stack.local import LocalStack
-from harness.stack.model import HealthCheck, StackSpec
-from harness.stack.nodes import ADAPTERS
+from harness.stack.backends import open_stack
+from harness.stack.model import StackLifecycle, StackSpec
+from harness.stack.options import STACK_OPTIONS, stack_spec_from_options
 from harness.stack.steady import SteadyState, SteadyStateSpec, wait_for_steady_state
 
-BACKENDS = ("local",)
-_live: list[LocalStack] = []
-_finished: list[str] = []
-_names = itertools.count()
+MARKERS = {
+    "chaos": "the test injects faults into a stack",
+    "slo": "the test asserts service level objectives",
+    "quick": "a scenario of the CI set: all of them together run in a few minutes",
+    "soak": "a long scenario (minutes or more): for scheduled runs, not every merge",
+}
+
+
+@dataclass
+class _Session:
+    """What the plugin keeps for one pytest session (in ``config.stash``)."""
+
+    spec: StackSpec
+    reports_dir: Path
+    live: list[StackLifecycle] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+    runs: list[tuple[str, RunResult]] = field(default_factory=list)
+    names: Iterator[int] = field(default_factory=itertools.count)
+
+
+_SESSION = pytest.StashKey[_Session]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("harness", "chaos and reliability harness")
+    for o in STACK_OPTIONS:
+        if o.cli_only:
+            continue
+        if o.is_flag:
+            group.addoption(o.pytest_name, dest=o.pytest_dest, action="store_true", help=o.help)
+            continue
+        kind = str if o.kind is Path else o.kind
+        group.addoption(
+            o.pytest_name,
+            dest=o.pytest_dest,
+            type=kind,
+            default=list(o.default) if o.multiple else o.default,
+            action="append" if o.multiple else "store",
+            choices=list(o.choices) or None,
+            metavar=o.metavar,
+            help=o.help + (f" Default: {o.default}." if o.default not in (None, ()) else ""),
+        )
     group.addoption(
-        "--stack-backend",
-        default="local",
-        help="Where the stack runs: local (processes on loopback). Default: local.",
+        "--reports-dir", default="reports", help="Where runs write reports. Default: reports."
     )
-    group.addoption("--node", default="anvil", help=f"Node client: {', '.join(ADAPTERS)}.")
-    group.addoption("--nodes", type=int, default=2, help="Number of nodes. Default: 2.")
-    group.addoption("--block-time", type=float, default=1.0, help="Seconds. Default: 1.")
-    group.addoption("--haproxy-config", default=None, help="Your own HAProxy template (Jinja2).")
-    group.addoption(
-        "--check-inter-ms", type=int, default=2000, help="HAProxy check interval. Default: 2000."
-    )
-    group.addoption("--reports-dir", default="reports", help="Where runs write reports.")
-    group.addoption(
-        "--isolation", default="loopback", help="loopback, or netns (a namespace per node)."
-    )
-    group.addoption(
-        "--fault-proxy", action="store_true", help="The JSON-RPC fault proxy before every node."
-    )
-    group.addoption(
-        "--toxiproxy",
-        default=None,
-        metavar="URL",
-        help="A Toxiproxy server's API (http://127.0.0.1:8474): a proxy there before every "
-        "node; transport faults go through it.",
-    )
+
+
+def _spec_from(config: pytest.Config) -> StackSpec:
+    values = {o.dest: config.getoption(o.pytest_dest) for o in STACK_OPTIONS if not o.cli_only}
+    return stack_spec_from_options(values, name=f"pytest-{os.getpid()}")
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "chaos: the test injects faults into a stack")
-    config.addinivalue_line("markers", "slo: the test asserts service level objectives")
-    backend = config.getoption("--stack-backend")
-    if backend not in BACKENDS:
-        raise pytest.UsageError(
-            f"--stack-backend={backend!r}: choose one of: {', '.join(BACKENDS)} "
-            "(the docker backend arrives with its own issue)"
-        )
+    for name, text in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {text}")
     try:
-        _spec_from(config)
+        spec = _spec_from(config)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from exc
+    config.stash[_SESSION] = _Session(spec, Path(config.getoption("--reports-dir")))
     # SIGTERM (a CI runner's timeout) must tear stacks down like Ctrl-C does.
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _interrupt)
@@ -85,73 +103,64 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
+    state = session.config.stash[_SESSION]
     for line in cleanup_leftovers():
-        _finished.append(f"removed leftover of an earlier run: {line}")
+        state.lines.append(f"removed leftover of an earlier run: {line}")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     # The last line of defence: a stack whose fixture teardown never ran.
-    while _live:
-        _live.pop().stop()
+    state = config.stash.get(_SESSION, None)
+    while state is not None and state.live:
+        state.live.pop().stop()
 
 
-def _spec_from(config: pytest.Config) -> StackSpec:
-    template = config.getoption("--haproxy-config")
-    return StackSpec(
-        name=f"pytest-{os.getpid()}",
-        nodes=config.getoption("--nodes"),
-        node_kind=config.getoption("--node"),
-        block_time_s=config.getoption("--block-time"),
-        haproxy_template=Path(template) if template else None,
-        health_check=HealthCheck(inter_ms=config.getoption("--check-inter-ms")),
-        isolation=config.getoption("--isolation"),
-        fault_proxy=config.getoption("--fault-proxy"),
-        toxiproxy=config.getoption("--toxiproxy"),
-    )
-
-
-def _describe(stack: LocalStack) -> str:
+def _describe(stack: StackLifecycle) -> str:
     state = stack.state()
     deaths = sum(1 for e in stack.events if e.kind == "exited")
     return (
-        f"stack {state.name}: {len(state.nodes)} x {state.nodes[0].kind} behind HAProxy, "
-        f"ready in {stack.ready_s or 0:.2f}s, {deaths} process death(s), "
+        f"stack {state.name}: {len(state.nodes)} x {state.nodes[0].kind} behind HAProxy "
+        f"({stack.backend}), ready in {stack.ready_s or 0:.2f}s, {deaths} process death(s), "
         f"{sum(c.restarts for c in state.components)} restart(s)"
     )
 
 
-def _running(spec: StackSpec) -> Iterator[LocalStack]:
-    stack = LocalStack(spec)
-    _live.append(stack)
+def _running(session: _Session, spec: StackSpec) -> Iterator[StackLifecycle]:
+    stack = open_stack(spec)
+    session.live.append(stack)
     try:
         try:
             stack.start()
         except HarnessError as exc:
             pytest.fail(f"the stack did not come up: {exc}", pytrace=False)
         yield stack
-        _finished.append(_describe(stack))
+        session.lines.append(_describe(stack))
     finally:
         stack.stop()
-        if stack in _live:
-            _live.remove(stack)
+        if stack in session.live:
+            session.live.remove(stack)
 
 
 @pytest.fixture(scope="session")
 def stack_spec(pytestconfig: pytest.Config) -> StackSpec:
-    """The stack the command line asked for."""
-    return _spec_from(pytestconfig)
+    """The stack the command line asked for: scenarios run exactly this one (adding only
+    what they need, with `dataclasses.replace`)."""
+    return pytestconfig.stash[_SESSION].spec
 
 
 @pytest.fixture(scope="session")
-def stack(stack_spec: StackSpec) -> Iterator[LocalStack]:
+def stack(pytestconfig: pytest.Config, stack_spec: StackSpec) -> Iterator[StackLifecycle]:
     """One stack for the whole session (fast); tests must leave it healthy."""
-    yield from _running(stack_spec)
+    yield from _running(pytestconfig.stash[_SESSION], stack_spec)
 
 
 @pytest.fixture
-def fresh_stack(stack_spec: StackSpec) -> Iterator[LocalStack]:
+def fresh_stack(pytestconfig: pytest.Config, stack_spec: StackSpec) -> Iterator[StackLifecycle]:
     """A stack of the test's own, for tests that break things."""
-    yield from _running(replace(stack_spec, name=f"{stack_spec.name}-{next(_names)}"))
+    session = pytestconfig.stash[_SESSION]
+    yield from _running(
+        session, replace(stack_spec, name=f"{stack_spec.name}-{next(session.names)}")
+    )
 
 
 @pytest.fixture
@@ -161,7 +170,7 @@ def steady_state_spec() -> SteadyStateSpec:
 
 
 @pytest.fixture
-def steady_stack(stack: LocalStack, steady_state_spec: SteadyStateSpec) -> LocalStack:
+def steady_stack(stack: StackLifecycle, steady_state_spec: SteadyStateSpec) -> StackLifecycle:
     """The session stack, verified to be in its steady state before the test starts."""
     try:
         wait_for_steady_state(stack, steady_state_spec, timeout_s=30)
@@ -171,7 +180,7 @@ def steady_stack(stack: LocalStack, steady_state_spec: SteadyStateSpec) -> Local
 
 
 @pytest.fixture
-def steady_state(steady_stack: LocalStack, steady_state_spec: SteadyStateSpec) -> SteadyState:
+def steady_state(steady_stack: StackLifecycle, steady_state_spec: SteadyStateSpec) -> SteadyState:
     """The steady-state check's result for the session stack (it holds)."""
     return wait_for_steady_state(steady_stack, steady_state_spec, timeout_s=30)
 
@@ -180,7 +189,7 @@ FaultFactory = Callable[..., Fault]
 
 
 @pytest.fixture
-def inject(stack: LocalStack) -> Iterator[FaultFactory]:
+def inject(stack: StackLifecycle) -> Iterator[FaultFactory]:
     """Build faults against the session stack: ``with inject("pause", "primary"): ...``.
 
     Any fault still in effect when the test ends (a forgotten or failed block) is undone.
@@ -202,12 +211,61 @@ def _revert_if_active(fault: Fault) -> None:
 
 @pytest.fixture(scope="session")
 def reports_dir(pytestconfig: pytest.Config) -> Path:
-    return Path(pytestconfig.getoption("--reports-dir"))
+    return pytestconfig.stash[_SESSION].reports_dir
+
+
+ChaosRun = Callable[[ExperimentSpec], RunResult]
+
+
+@pytest.fixture
+def chaos_run(
+    request: pytest.FixtureRequest,
+    record_property: Callable[[str, object], None],
+    reports_dir: Path,
+) -> ChaosRun:
+    """Run an experiment as this test, and record it: the run is named after the test (for
+    the history), and its id, report and every SLO's measured value become JUnit
+    properties of the test case."""
+    session = request.config.stash[_SESSION]
+
+    def run(spec: ExperimentSpec) -> RunResult:
+        if not spec.name:
+            spec = replace(spec, name=request.node.nodeid)
+        result = run_experiment(spec, reports_dir)
+        session.runs.append((request.node.nodeid, result))
+        for name, value in junit_properties(result):
+            record_property(name, value)
+        return result
+
+    return run
+
+
+def junit_properties(result: RunResult) -> list[tuple[str, str]]:
+    """What a CI's test report shows of a run: its id, verdict, report, SLO figures."""
+    props = [
+        ("harness_run_id", result.run_id),
+        ("harness_passed", str(result.passed).lower()),
+        ("harness_report", str(Path(result.run_dir) / "report.html")),
+    ]
+    for v in result.slos:
+        measured = "never measured" if v.measured is None else f"{v.measured:.6g}"
+        props.append((f"slo {v.slo}", f"{measured} ({'pass' if v.passed else 'FAIL'})"))
+    return props
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if not _finished:
+    state = terminalreporter.config.stash.get(_SESSION, None)
+    if state is None or not (state.lines or state.runs):
         return
     terminalreporter.section("harness")
-    for line in _finished:
+    for line in state.lines:
         terminalreporter.write_line(line)
+    for nodeid, result in state.runs:
+        r = result.recovery
+        ttd = "-" if r.ttd_s is None else f"{r.ttd_s:.2f}s"
+        comp = "-" if r.mttr_component_s is None else f"{r.mttr_component_s:.2f}s"
+        terminalreporter.write_line(
+            f"{'PASS' if result.passed else 'FAIL'} {nodeid}: TTD {ttd}, outage "
+            f"{r.outage_s:.2f}s, MTTR service {r.mttr_service_s:.2f}s, component {comp}  "
+            f"{result.run_dir}/report.html"
+        )

@@ -1,4 +1,8 @@
-"""What an experiment runs: the stack, the fault, the load, the phases, the SLOs."""
+"""What a run does: one stack, one load, and a sequence of episodes over them, judged by SLOs.
+
+An episode is baseline -> fault -> recovery. A scenario runs one (the fields of
+`ExperimentSpec` describe it); a game day runs many from a schedule (``episodes``).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from harness.errors import ConfigError
 from harness.load.runner import LoadSpec
 from harness.load.workload import load_profile
 from harness.measure import SLO, Safeguard
+from harness.measure.budget import ErrorBudget
 from harness.stack.model import StackSpec
 from harness.stack.steady import SteadyStateSpec
 
@@ -25,9 +30,44 @@ DEFAULT_SLOS = (
 DEFAULT_LOAD = LoadSpec(model="open", rate_per_s=200.0, users=32)
 
 
+def _seconds(name: str, value: float, low: float = 0, high: float = 3600) -> None:
+    if not low <= value <= high:
+        raise ConfigError(name, value, f"choose {low:g} to {high:g} seconds")
+
+
+@dataclass(frozen=True)
+class EpisodeSpec:
+    """One fault and the phases around it: ``baseline_s`` of steady load, the fault held
+    for ``hold_s`` (0 for a kill), then recovery until the service and the faulted
+    component are back (at most ``recovery_timeout_s``) and ``settle_s`` more."""
+
+    fault: str = "kill"
+    target: str = "primary"
+    params: dict[str, Any] = field(default_factory=dict)
+    baseline_s: float = 3.0
+    hold_s: float = 0.0
+    recovery_timeout_s: float = 30.0
+    settle_s: float = 2.0
+    seed: int = 0
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("baseline_s", "hold_s", "settle_s"):
+            _seconds(name, getattr(self, name))
+        _seconds("recovery_timeout_s", self.recovery_timeout_s, 1)
+
+    @property
+    def label(self) -> str:
+        """``name``, or what the episode does: ``kill primary``."""
+        return self.name or f"{self.fault} {self.target}"
+
+
 @dataclass(frozen=True)
 class ExperimentSpec:
-    """What to run: the stack, the fault, the load, the phases and the SLOs."""
+    """What to run: the stack, the load, the episodes, the SLOs and the safeguards.
+
+    The fields ``fault`` to ``settle_s`` describe a single episode; give ``episodes``
+    instead to run several over the same stack and load (a game day)."""
 
     stack: StackSpec = field(default_factory=StackSpec)
     steady_state: SteadyStateSpec = field(default_factory=SteadyStateSpec)
@@ -46,14 +86,30 @@ class ExperimentSpec:
     probe_interval_s: float = 0.02
     slos: tuple[SLO, ...] = DEFAULT_SLOS
     safeguards: tuple[Safeguard, ...] = ()
+    episodes: tuple[EpisodeSpec, ...] = ()
+    # What the run is, for people and for the history: a scenario's name, say. Runs of the
+    # same name are compared with each other.
+    name: str = ""
+    budget: ErrorBudget = field(default_factory=ErrorBudget)
 
     def __post_init__(self) -> None:
-        for name in ("baseline_s", "hold_s", "settle_s"):
-            value = getattr(self, name)
-            if not 0 <= value <= 3600:
-                raise ConfigError(name, value, "choose 0 to 3600 seconds")
-        if not 1 <= self.recovery_timeout_s <= 3600:
-            raise ConfigError("recovery_timeout_s", self.recovery_timeout_s, "choose 1 to 3600 s")
+        if not self.episodes:
+            object.__setattr__(
+                self,
+                "episodes",
+                (
+                    EpisodeSpec(
+                        fault=self.fault,
+                        target=self.target,
+                        params=dict(self.fault_params),
+                        baseline_s=self.baseline_s,
+                        hold_s=self.hold_s,
+                        recovery_timeout_s=self.recovery_timeout_s,
+                        settle_s=self.settle_s,
+                        seed=self.seed,
+                    ),
+                ),
+            )
         if not 0.001 <= self.probe_interval_s <= 1:
             raise ConfigError("probe_interval_s", self.probe_interval_s, "choose 0.001 to 1 s")
         if self.safeguards and self.load is None:
@@ -77,3 +133,11 @@ class ExperimentSpec:
             raise ConfigError(
                 "load_at", self.load_at, f"choose frontend, primary or one of {', '.join(nodes)}"
             )
+
+    @property
+    def label(self) -> str:
+        """``name``, or what the run does: the first episode's label."""
+        if self.name:
+            return self.name
+        first = self.episodes[0].label
+        return first if len(self.episodes) == 1 else f"{first} and {len(self.episodes) - 1} more"

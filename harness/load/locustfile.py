@@ -30,6 +30,7 @@ Two load models:
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -62,6 +63,14 @@ REFRESH_S = float(ENV.get("HARNESS_LOAD_REFRESH_S", "1.0"))
 TIMEOUT_S = float(ENV.get("HARNESS_LOAD_TIMEOUT_S", "5.0"))
 SEND_SAMPLES = ENV.get("HARNESS_LOAD_SEND_SAMPLES") == "1"
 SAMPLES_MESSAGE = "harness_samples"
+
+
+def _head_of(body: bytes) -> int | None:
+    """The block number of an answered eth_blockNumber, or None if it is not one."""
+    try:
+        return int(json.loads(body)["result"], 16)
+    except (ValueError, TypeError, KeyError):
+        return None
 
 
 class _Process:
@@ -248,6 +257,12 @@ class JsonRpcUser(User):
             exception=None if outcome == "ok" else RpcFailed(outcome),
             context={},
         )
-        _Process.lines.append(f"{intended} {(done - start) / 1000:.1f} {label} {outcome}\n")
+        line = f"{intended} {(done - start) / 1000:.1f} {label} {outcome}"
+        if label == "eth_blockNumber" and outcome == "ok":
+            # The head a client was told: what frontend head lag is measured from.
+            head = _head_of(answer.body)
+            if head is not None:
+                line += f" {head}"
+        _Process.lines.append(line + "\n")
         if WAIT_S and not self._interval_ns:
             gevent.sleep(WAIT_S)

@@ -58,6 +58,7 @@ class Sample:
     latency_us: float
     method: str
     outcome: str
+    head: int | None = None  # the block number an eth_blockNumber answer gave
 
 
 @dataclass(frozen=True)
@@ -273,6 +274,10 @@ class SampleTail:
                 parts = line.split(" ")
                 if len(parts) == 4:
                     samples.append(Sample(int(parts[0]), float(parts[1]), parts[2], parts[3]))
+                elif len(parts) == 5:
+                    samples.append(
+                        Sample(int(parts[0]), float(parts[1]), parts[2], parts[3], int(parts[4]))
+                    )
         return samples
 
     def close(self) -> None:

@@ -1,23 +1,35 @@
 """The recorder: every load sample into HDR histograms per phase and per method, error
-classes, and a per-second timeline, in constant memory however long the run.
+classes, and per-second timelines, in constant memory however long the run.
 
 Samples are assigned to the phase their *intended* send time falls in: phases only move
 forward, and a sample is never sent before it is due, so a sample that arrives after a
 phase boundary was declared is still put on the right side of it. Latencies are recorded
 in microseconds (resolution 1 us, 3 significant digits, up to 10 minutes).
+
+The per-second timeline carries exact p50, p99 and max of each second's samples: a second's
+latencies are kept until no sample can still arrive for it (``OPEN_SECONDS`` behind the
+newest), then reduced to those figures, so memory stays bounded over an hour-long run.
 """
 
 from __future__ import annotations
 
+import math
 import threading
+from array import array
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import Protocol
 
 from hdrh.histogram import HdrHistogram
 
 MAX_US = 600_000_000
 ALL = "all"
+# A sample arrives at most its latency (the load's timeout, 5 s by default) plus the
+# workers' 100 ms flush after it was due; seconds further behind the newest are closed.
+OPEN_SECONDS = 30
+# Heads answered to the load are kept per window of intended send time (the probes'
+# window), the lowest of each: the most stale answer a client got then.
+HEAD_WINDOW_NS = 250_000_000
 
 
 class SampleLike(Protocol):
@@ -35,6 +47,79 @@ def _histogram() -> HdrHistogram:
     return HdrHistogram(1, MAX_US, 3)
 
 
+@dataclass(frozen=True)
+class Percentiles:
+    """Latency percentiles in microseconds; all None when nothing was recorded."""
+
+    p50_us: float | None = None
+    p99_us: float | None = None
+    p999_us: float | None = None
+    max_us: float | None = None
+
+    @classmethod
+    def of(cls, h: HdrHistogram) -> Percentiles:
+        if h.get_total_count() == 0:
+            return cls()
+        return cls(
+            float(h.get_value_at_percentile(50)),
+            float(h.get_value_at_percentile(99)),
+            float(h.get_value_at_percentile(99.9)),
+            float(h.get_max_value()),
+        )
+
+
+@dataclass(frozen=True)
+class MethodStats:
+    """One method in one phase."""
+
+    count: int
+    failed: int
+    latency: Percentiles
+
+
+@dataclass(frozen=True)
+class LoadPhase:
+    """What the load saw in one phase: counts, error classes, throughput, percentiles."""
+
+    phase: str
+    duration_s: float
+    requests: int
+    failed: int
+    error_rate_pct: float
+    throughput_rps: float
+    errors: dict[str, int]
+    latency: Percentiles
+    methods: dict[str, MethodStats]
+
+
+@dataclass(frozen=True)
+class Second:
+    """One second of intended send time (from the first phase): counts and exact latency
+    figures of its samples (None for the percentiles of a second whose samples came too late
+    to be kept)."""
+
+    second: int
+    ok: int
+    failed: int
+    max_us: float
+    p50_us: float | None = None
+    p99_us: float | None = None
+
+
+@dataclass(frozen=True)
+class LoadSummary:
+    """The recorder's whole account of a run's load."""
+
+    phases: tuple[LoadPhase, ...]
+    timeline: tuple[Second, ...]
+    before_first_phase: int
+    # (window start ns, lowest head answered to eth_blockNumber) per HEAD_WINDOW_NS.
+    heads: tuple[tuple[int, int], ...] = field(default=())
+
+    def phase(self, name: str) -> LoadPhase | None:
+        return next((p for p in self.phases if p.phase == name), None)
+
+
 @dataclass
 class _Cell:
     """What is known of one (phase, method)."""
@@ -44,15 +129,42 @@ class _Cell:
     failed: int = 0
 
 
-def _percentiles(h: HdrHistogram) -> dict[str, float | None]:
-    if h.get_total_count() == 0:
-        return {"p50_us": None, "p99_us": None, "p999_us": None, "max_us": None}
-    return {
-        "p50_us": float(h.get_value_at_percentile(50)),
-        "p99_us": float(h.get_value_at_percentile(99)),
-        "p999_us": float(h.get_value_at_percentile(99.9)),
-        "max_us": float(h.get_max_value()),
-    }
+@dataclass
+class _Bucket:
+    """One second while it fills: counts, and its latencies until it is closed."""
+
+    ok: int = 0
+    failed: int = 0
+    max_us: float = 0.0
+    latencies: array[float] | None = field(default_factory=lambda: array("d"))
+    p50_us: float | None = None
+    p99_us: float | None = None
+
+    def add(self, latency_us: float, failed: bool) -> None:
+        if failed:
+            self.failed += 1
+        else:
+            self.ok += 1
+        self.max_us = max(self.max_us, latency_us)
+        if self.latencies is not None:
+            self.latencies.append(latency_us)
+
+    def close(self) -> None:
+        if self.latencies is None:
+            return
+        values = sorted(self.latencies)
+        self.latencies = None
+        if values:
+            self.p50_us = _nearest_rank(values, 50)
+            self.p99_us = _nearest_rank(values, 99)
+
+    def frozen(self, second: int) -> Second:
+        return Second(second, self.ok, self.failed, self.max_us, self.p50_us, self.p99_us)
+
+
+def _nearest_rank(sorted_values: list[float], pct: float) -> float:
+    rank = max(1, math.ceil(pct / 100 * len(sorted_values)))
+    return sorted_values[min(rank, len(sorted_values)) - 1]
 
 
 class Recorder:
@@ -63,8 +175,11 @@ class Recorder:
         self._phases: list[tuple[str, int]] = []
         self._cells: dict[tuple[str, str], _Cell] = {}
         self._errors: dict[tuple[str, str], int] = {}
-        self._seconds: dict[int, list[float]] = {}  # second -> [ok, failed, max_us]
-        self._done_seconds: dict[int, list[float]] = {}  # the same, by second of answer
+        self._seconds: dict[int, _Bucket] = {}  # by second of intended send
+        self._done_seconds: dict[int, _Bucket] = {}  # the same, by second of answer
+        self._heads: dict[int, int] = {}
+        self._newest_second = 0
+        self._closed_below = 0
         self.origin_ns: int | None = None
         self.before_first_phase = 0
 
@@ -73,6 +188,8 @@ class Recorder:
         with self._lock:
             if self._phases and t_ns < self._phases[-1][1]:
                 raise ValueError(f"phase {name!r} starts before phase {self._phases[-1][0]!r}")
+            if any(name == known for known, _ in self._phases):
+                raise ValueError(f"phase {name!r} was already begun: phase names are unique")
             self._phases.append((name, t_ns))
             if self.origin_ns is None:
                 self.origin_ns = t_ns
@@ -112,25 +229,43 @@ class Recorder:
                 # Answered at intended + latency (to within the sender's timer lateness).
                 done = (s.intended_ns + int(s.latency_us * 1000) - self.origin_ns) // 1_000_000_000
                 for seconds, sec in ((self._seconds, second), (self._done_seconds, done)):
-                    bucket = seconds.setdefault(sec, [0, 0, 0.0])
-                    bucket[1 if failed else 0] += 1
-                    bucket[2] = max(bucket[2], s.latency_us)
+                    bucket = seconds.get(sec)
+                    if bucket is None:
+                        bucket = seconds[sec] = _Bucket()
+                        if sec < self._closed_below:
+                            bucket.latencies = None  # too late to be counted in a percentile
+                    bucket.add(s.latency_us, failed)
+                self._newest_second = max(self._newest_second, second)
+                head = getattr(s, "head", None)
+                if head is not None and not failed:
+                    window = s.intended_ns // HEAD_WINDOW_NS
+                    self._heads[window] = min(self._heads.get(window, head), head)
+            self._close_old_seconds()
 
-    def timeline(self) -> list[dict[str, float]]:
-        """Per second of intended send since the first phase: ok, failed, max latency."""
+    def _close_old_seconds(self) -> None:
+        limit = self._newest_second - OPEN_SECONDS
+        while self._closed_below < limit:
+            for seconds in (self._seconds, self._done_seconds):
+                bucket = seconds.get(self._closed_below)
+                if bucket is not None:
+                    bucket.close()
+            self._closed_below += 1
+
+    def timeline(self) -> list[Second]:
+        """Per second of intended send since the first phase: counts and max latency."""
         with self._lock:
-            return _seconds(self._seconds)
+            return [b.frozen(sec) for sec, b in sorted(self._seconds.items())]
 
-    def answered_timeline(self) -> list[dict[str, float]]:
+    def answered_timeline(self) -> list[Second]:
         """The same per second in which the answers came: what safeguards watch, since a
         stall shows there as it happens, while the seconds of intended send it delays are
         filled in only when their late answers come."""
         with self._lock:
-            return _seconds(self._done_seconds)
+            return [b.frozen(sec) for sec, b in sorted(self._done_seconds.items())]
 
-    def summary(self, end_ns: int) -> dict[str, Any]:
+    def summary(self, end_ns: int) -> LoadSummary:
         """Per phase: counts, error rate and classes, throughput, percentiles overall and
-        per method; and the per-second timeline."""
+        per method; the per-second timeline with exact per-second percentiles; the heads."""
         with self._lock:
             bounds = [(n, s, self._phases[i + 1][1] if i + 1 < len(self._phases) else end_ns)
                       for i, (n, s) in enumerate(self._phases)]  # fmt: skip
@@ -140,37 +275,27 @@ class Recorder:
                 count = (total.ok + total.failed) if total else 0
                 duration_s = max((end - start) / 1e9, 1e-9)
                 methods = {
-                    method: {
-                        "count": cell.ok + cell.failed,
-                        "failed": cell.failed,
-                        **_percentiles(cell.histogram),
-                    }
+                    method: MethodStats(
+                        cell.ok + cell.failed, cell.failed, Percentiles.of(cell.histogram)
+                    )
                     for (phase, method), cell in sorted(self._cells.items())
                     if phase == name and method != ALL
                 }
                 phases.append(
-                    {
-                        "phase": name,
-                        "duration_s": round(duration_s, 6),
-                        "requests": count,
-                        "failed": total.failed if total else 0,
-                        "error_rate_pct": 100.0 * total.failed / count if total and count else 0.0,
-                        "throughput_rps": count / duration_s,
-                        "errors": {o: c for (p, o), c in sorted(self._errors.items()) if p == name},
-                        **_percentiles(total.histogram if total else _histogram()),
-                        "methods": methods,
-                    }
+                    LoadPhase(
+                        phase=name,
+                        duration_s=round(duration_s, 6),
+                        requests=count,
+                        failed=total.failed if total else 0,
+                        error_rate_pct=100.0 * total.failed / count if total and count else 0.0,
+                        throughput_rps=count / duration_s,
+                        errors={o: c for (p, o), c in sorted(self._errors.items()) if p == name},
+                        latency=Percentiles.of(total.histogram) if total else Percentiles(),
+                        methods=methods,
+                    )
                 )
-            timeline = _seconds(self._seconds)
-        return {
-            "phases": phases,
-            "timeline": timeline,
-            "before_first_phase": self.before_first_phase,
-        }
-
-
-def _seconds(buckets: dict[int, list[float]]) -> list[dict[str, float]]:
-    return [
-        {"second": sec, "ok": int(b[0]), "failed": int(b[1]), "max_us": b[2]}
-        for sec, b in sorted(buckets.items())
-    ]
+            for bucket in self._seconds.values():
+                bucket.close()
+            timeline = tuple(b.frozen(sec) for sec, b in sorted(self._seconds.items()))
+            heads = tuple((w * HEAD_WINDOW_NS, h) for w, h in sorted(self._heads.items()))
+        return LoadSummary(tuple(phases), timeline, self.before_first_phase, heads)

@@ -163,35 +163,3 @@ def recovery(
         mttr_component_s=max(component_s) if component_s else None,
         failed_probes=len(failed),
     )
-
-
-def head_lags(
-    samples: Sequence[ProbeSample], nodes: Sequence[str], window_ns: int = 250_000_000
-) -> dict[str, list[tuple[int, int]]]:
-    """Per node, ``(window start ns, blocks behind)``: how far its head was behind the
-    highest head any node showed in that window of probes. Only windows in which at least
-    two nodes answered count (a node that did not answer is not compared)."""
-    wanted = set(nodes)
-    windows: dict[int, dict[str, int]] = {}
-    for s in samples:
-        if s.target in wanted and s.head is not None:
-            heads = windows.setdefault(s.intended_ns // window_ns, {})
-            heads[s.target] = max(heads.get(s.target, s.head), s.head)
-    lags: dict[str, list[tuple[int, int]]] = {name: [] for name in nodes}
-    for window in sorted(windows):
-        heads = windows[window]
-        if len(heads) < 2:
-            continue
-        top = max(heads.values())
-        for name, head in heads.items():
-            lags[name].append((window * window_ns, top - head))
-    return lags
-
-
-def max_head_lag(
-    samples: Sequence[ProbeSample], nodes: Sequence[str], window_ns: int = 250_000_000
-) -> int | None:
-    """The largest spread of head blocks between nodes seen within one window of probes;
-    None without two heads in any window."""
-    lags = [lag for series in head_lags(samples, nodes, window_ns).values() for _, lag in series]
-    return max(lags) if lags else None

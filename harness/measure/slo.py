@@ -7,10 +7,7 @@ SLOs are written the way people say them::
     availability_pct[fault] >= 99         per-phase metrics: phase in brackets
     p99_ms[baseline:debug_traceCall] <= 500   latency of one method in one phase
 
-Recovery metrics (from the probes): ttd_s, outage_s, mttr_service_s, mttr_component_s,
-max_head_lag_blocks. Per-phase metrics: availability_pct (probes of the frontend);
-error_rate_pct, throughput_rps, p50_ms, p99_ms, p999_ms, max_ms (the load, when a run has
-load; else the frontend probes). Latency metrics may name a method.
+The metrics, and how each is measured, are defined in `harness.measure.metrics`.
 
 Safeguards stop a run early: ``error_rate_pct > 90 for 5s`` aborts when the load's error
 rate stays above 90% for five consecutive seconds.
@@ -31,17 +28,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import ConfigError
-
-RECOVERY_METRICS = (
-    "ttd_s",
-    "outage_s",
-    "mttr_service_s",
-    "mttr_component_s",
-    "max_head_lag_blocks",
+from harness.measure.metrics import (
+    PER_METHOD_METRICS,
+    PHASE_METRICS,
+    PHASES,
+    RECOVERY_METRICS,
 )
-LATENCY_METRICS = ("p50_ms", "p99_ms", "p999_ms", "max_ms")
-PHASE_METRICS = ("availability_pct", "error_rate_pct", "throughput_rps", *LATENCY_METRICS)
-PHASES = ("baseline", "fault", "recovery")
+from harness.measure.recorder import Second
+
 _SLO = re.compile(r"^\s*(\w+)\s*(?:\[(\w+)(?::([\w.*-]+))?\])?\s*(<=|>=)\s*(\S+)\s*$")
 _SAFEGUARD = re.compile(r"^\s*(\w+)\s*>\s*(\S+)\s+for\s+(\S+?)s\s*$")
 #: What a safeguard can watch, second by second, in the load's timeline.
@@ -76,7 +70,7 @@ class SLO:
             raise ConfigError(
                 f"slo {self.metric} phase", self.phase, "recovery metrics have no phase"
             )
-        if self.method is not None and self.metric not in (*LATENCY_METRICS, "error_rate_pct"):
+        if self.method is not None and self.metric not in PER_METHOD_METRICS:
             raise ConfigError(
                 f"slo {self.metric} method",
                 self.method,
@@ -159,19 +153,19 @@ class Safeguard:
                 "abort_if", text, "the bound and the duration must be numbers"
             ) from None
 
-    def _above(self, second: dict[str, float]) -> bool:
-        total = second["ok"] + second["failed"]
+    def _above(self, second: Second) -> bool:
+        total = second.ok + second.failed
         if total <= 0:
             return False
         if self.metric == "max_ms":
-            return second["max_us"] / 1000 > self.bound
-        return 100.0 * second["failed"] / total > self.bound
+            return second.max_us / 1000 > self.bound
+        return 100.0 * second.failed / total > self.bound
 
-    def breached(self, timeline: list[dict[str, float]]) -> bool:
+    def breached(self, timeline: list[Second]) -> bool:
         """True if the last ``for_s`` whole seconds of the timeline were all above the bound."""
         window = int(self.for_s)
         recent = timeline[-window - 1 : -1]  # the current second is still filling
-        if len(recent) < window or recent[0]["second"] != recent[-1]["second"] - window + 1:
+        if len(recent) < window or recent[0].second != recent[-1].second - window + 1:
             return False
         return all(self._above(b) for b in recent)
 

@@ -1,7 +1,8 @@
-"""Reports: where a run writes what it found, for machines (result.json) and people (summary).
+"""Reports: what a run found, written for machines (result.json) and people (summary.txt,
+report.html), and remembered (the history).
 
-The report reads plain result data, never live objects. Files are written atomically, so
-a reader (or a killed run) never leaves half a result.
+Every writer reads the run's document (`harness.report.document`), never live objects.
+Files are written atomically, so a reader (or a killed run) never sees half a report.
 """
 
 from __future__ import annotations
@@ -11,10 +12,15 @@ import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import ConfigError
+from harness.report.document import SCHEMA, read_document, result_document
+from harness.report.summary import summarize
 from harness.stack.state import write_json_atomic
+
+if TYPE_CHECKING:
+    from harness.experiment.result import RunResult
 
 RESULT_FILE = "result.json"
 SUMMARY_FILE = "summary.txt"
@@ -51,12 +57,29 @@ class RunDir:
         write_json_atomic(path, doc)
         return path
 
-    def write_summary(self, text: str) -> Path:
-        path = self.path / SUMMARY_FILE
-        tmp = path.with_suffix(".tmp")
+    def write_text(self, name: str, text: str) -> Path:
+        path = self.path / name
+        tmp = path.with_name(f".{name}.tmp")
         tmp.write_text(text if text.endswith("\n") else text + "\n")
         os.replace(tmp, path)
         return path
 
 
-__all__ = ["RESULT_FILE", "SUMMARY_FILE", "RunDir"]
+def write_reports(result: RunResult, run_dir: RunDir) -> dict[str, Any]:
+    """Write result.json and every report rendered from it; returns the document."""
+    doc = result_document(result)
+    run_dir.write_result(doc)
+    run_dir.write_text(SUMMARY_FILE, summarize(doc))
+    return doc
+
+
+__all__ = [
+    "RESULT_FILE",
+    "SCHEMA",
+    "SUMMARY_FILE",
+    "RunDir",
+    "read_document",
+    "result_document",
+    "summarize",
+    "write_reports",
+]

@@ -5,14 +5,16 @@ from harness.stack.local import LocalStack
 from harness.stack.model import (
     ComponentState,
     HealthCheck,
+    ProcessEvent,
     RestartPolicy,
     Stack,
+    StackLifecycle,
     StackSpec,
     StackState,
 )
 from harness.stack.nodes import ADAPTERS, adapter
 from harness.stack.state import AttachedStack, reap_stale_stacks, running_stack, state_root
-from harness.stack.supervisor import ProcessEvent, Supervisor
+from harness.stack.supervisor import Supervisor
 
 __all__ = [
     "ADAPTERS",
@@ -25,6 +27,7 @@ __all__ = [
     "RuntimeApi",
     "ServerStatus",
     "Stack",
+    "StackLifecycle",
     "StackSpec",
     "StackState",
     "Supervisor",

@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from harness.errors import HarnessError, StackError
-from harness.stack.local import LocalStack
+from harness.stack.backends import open_stack
 from harness.stack.model import StackSpec, StackState
 from harness.stack.state import read_state, stacks_dir
 
@@ -37,7 +37,7 @@ def serve(spec: StackSpec) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    stack = LocalStack(spec, detached=True)
+    stack = open_stack(spec, detached=True)
     try:
         state = stack.start()
     except HarnessError as exc:

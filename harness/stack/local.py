@@ -42,6 +42,7 @@ from harness.stack.isolation import (
 from harness.stack.model import (
     NODE_ROLES,
     ComponentState,
+    ProcessEvent,
     Role,
     StackSpec,
     StackState,
@@ -56,7 +57,7 @@ from harness.stack.state import (
     reap_stale_stacks,
     stacks_dir,
 )
-from harness.stack.supervisor import ProcessEvent, Supervisor
+from harness.stack.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
 

@@ -11,13 +11,16 @@ import ipaddress
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, Self, runtime_checkable
 from urllib.parse import urlsplit
 
 from harness.errors import ConfigError
 
 Role = Literal["primary", "backup", "balancer", "proxy"]
 NODE_ROLES = ("primary", "backup")
+#: Where a stack can run; each name has a factory in `harness.stack.backends`.
+BACKEND_NAMES = ("local",)
+EventKind = Literal["started", "exited", "restart_scheduled", "stopped", "spawn_failed"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class StackSpec:
     """Everything needed to stand a stack up. Validated on construction."""
 
     name: str = "default"
+    backend: str = "local"
     nodes: int = 2
     node_kind: str = "anvil"
     block_time_s: float = 1.0
@@ -73,6 +77,8 @@ class StackSpec:
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("-", "").replace("_", "").isalnum():
             raise ConfigError("stack name", self.name, "use letters, digits, '-' and '_' only")
+        if self.backend not in BACKEND_NAMES:
+            raise ConfigError("backend", self.backend, f"choose one of: {', '.join(BACKEND_NAMES)}")
         if not 1 <= self.nodes <= 16:
             raise ConfigError("nodes", self.nodes, "choose between 1 and 16 nodes")
         if not (math.isfinite(self.block_time_s) and 0.05 <= self.block_time_s <= 60):
@@ -227,10 +233,47 @@ class StackState:
         return cls(**doc)
 
 
+@dataclass(frozen=True)
+class ProcessEvent:
+    """One thing that happened to a stack's process (or container): started, exited..."""
+
+    t_ns: int  # time.monotonic_ns(), comparable across processes on this host
+    wall_time: float  # time.time(), for display only
+    component: str
+    kind: EventKind
+    pid: int | None = None
+    returncode: int | None = None
+    detail: str = ""
+
+
 @runtime_checkable
 class Stack(Protocol):
-    """A running stack of nodes behind a balancer; what every backend provides."""
+    """A running stack of nodes behind a balancer, as faults and probes see it."""
 
     def state(self) -> StackState:
         """The current snapshot: pids change when the supervisor restarts a node."""
         ...
+
+
+class StackLifecycle(Stack, Protocol):
+    """A stack a backend stands up and tears down: what a run, the pytest plugin and the
+    ``stack up`` daemon hold. Entering starts it and returns once it is ready (``ready_s``
+    says how long that took); leaving stops everything it started, also on an exception.
+    ``reaped`` names the leftovers of earlier runs removed on the way up; ``events`` every
+    start, death and restart of its processes, in order."""
+
+    backend: str
+    spec: StackSpec
+    ready_s: float | None
+    reaped: list[str]
+
+    @property
+    def events(self) -> list[ProcessEvent]: ...
+
+    def start(self) -> StackState: ...
+
+    def stop(self) -> None: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, *exc: object) -> None: ...

@@ -26,28 +26,11 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
-from harness.stack.model import RestartPolicy
+from harness.stack.model import EventKind, ProcessEvent, RestartPolicy
 
 log = logging.getLogger(__name__)
-
-EventKind = Literal["started", "exited", "restart_scheduled", "stopped", "spawn_failed"]
-
-
-@dataclass(frozen=True)
-class ProcessEvent:
-    """One thing that happened to a supervised process."""
-
-    t_ns: int  # time.monotonic_ns(), comparable across processes on this host
-    wall_time: float  # time.time(), for display only
-    component: str
-    kind: EventKind
-    pid: int | None = None
-    returncode: int | None = None
-    detail: str = ""
 
 
 def describe_returncode(returncode: int) -> str:

@@ -135,7 +135,9 @@ def test_run_writes_a_result_and_a_summary(tmp_path: Path) -> None:
     assert doc["passed"] is True
     assert doc["steady_state_before"]["ok"] is True
     assert doc["steady_state_after"]["ok"] is True
-    assert doc["fault"]["kind"] == "kill" and doc["recovery"]["mttr_component_s"] is not None
+    (episode,) = doc["episodes"]
+    assert episode["fault"]["kind"] == "kill"
+    assert episode["recovery"]["mttr_component_s"] is not None
     summary = (run_dir / "summary.txt").read_text()
     assert summary.startswith("PASS")
     # A kill's fault phase lasts milliseconds: its length is shown, not a rate over it.
@@ -160,8 +162,9 @@ def test_load_at_a_backup_node_sees_no_error_while_the_frontend_loses_the_killed
         f"http://127.0.0.1:{node_1['port']}/",
     )
     assert doc["load"]["samples"] > 100
-    assert all(p["error_rate_pct"] == 0 for p in doc["load"]["phases"])
-    assert doc["recovery"]["outage_s"] > 0  # the probes through HAProxy saw the kill
+    (episode,) = doc["episodes"]
+    assert all(p["error_rate_pct"] == 0 for p in episode["load_phases"])
+    assert episode["recovery"]["outage_s"] > 0  # the probes through HAProxy saw the kill
     assert "load at node-1 directly:" in (run_dir / "summary.txt").read_text()
     assert no_stack_left()
 

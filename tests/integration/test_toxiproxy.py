@@ -313,7 +313,7 @@ def test_harness_run_with_toxiproxy_records_the_mechanism_in_result_json(
     )  # fmt: skip
     assert result.returncode == 0, result.stderr + result.stdout
     (run_dir,) = list(tmp_path.iterdir())
-    fault = json.loads((run_dir / "result.json").read_text())["fault"]
+    fault = json.loads((run_dir / "result.json").read_text())["episodes"][0]["fault"]
     assert (fault["kind"], fault["mechanism"]) == ("proxy_latency", "toxiproxy")
     assert ours(toxiproxy_url, "default") == {}
 

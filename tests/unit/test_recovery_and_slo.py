@@ -21,7 +21,7 @@ from harness.measure import (
     phase_stats,
     recovery,
 )
-from harness.measure.recovery import head_lags, max_head_lag
+from harness.measure.recorder import Second
 
 MS = 1_000_000  # ns
 
@@ -164,40 +164,6 @@ def test_an_slo_passes_exactly_when_its_comparison_holds(value: float, target: f
     assert le.passed == (value <= target) and ge.passed == (value >= target)
 
 
-def test_head_lag_is_the_largest_spread_between_nodes_in_one_window() -> None:
-    samples = [
-        ProbeSample("node-0", 0, 1.0, "ok", 100),
-        ProbeSample("node-1", 10 * MS, 1.0, "ok", 98),
-        ProbeSample("node-0", 300 * MS, 1.0, "ok", 101),
-        ProbeSample("node-1", 310 * MS, 1.0, "ok", 95),  # restarted, behind
-        ProbeSample("node-1", 320 * MS, 1.0, "timeout", None),
-        ProbeSample(FRONTEND, 330 * MS, 1.0, "ok", 50),  # not a node
-    ]
-    assert max_head_lag(samples, ["node-0", "node-1"]) == 6
-
-
-def test_head_lag_per_node_is_how_far_behind_the_highest_head_each_window() -> None:
-    samples = [
-        ProbeSample("node-0", 10 * MS, 1.0, "ok", 100),
-        ProbeSample("node-1", 20 * MS, 1.0, "ok", 97),
-        ProbeSample("node-2", 30 * MS, 1.0, "ok", 99),
-        ProbeSample("node-1", 260 * MS, 1.0, "ok", 101),  # caught up, window 2
-        ProbeSample("node-0", 270 * MS, 1.0, "ok", 101),
-        ProbeSample("node-2", 510 * MS, 1.0, "ok", 102),  # alone in window 3: not compared
-    ]
-    lags = head_lags(samples, ["node-0", "node-1", "node-2"], window_ns=250 * MS)
-    assert lags == {
-        "node-0": [(0, 0), (250 * MS, 0)],
-        "node-1": [(0, 3), (250 * MS, 0)],
-        "node-2": [(0, 1)],
-    }
-    assert max_head_lag(samples, ["node-0", "node-1", "node-2"], window_ns=250 * MS) == 3
-
-
-def test_head_lag_is_unknown_with_only_one_node_answering() -> None:
-    assert max_head_lag([ProbeSample("node-0", 0, 1.0, "ok", 5)], ["node-0", "node-1"]) is None
-
-
 def test_a_method_slo_and_a_safeguard_parse() -> None:
     slo = SLO.parse("p99_ms[baseline:debug_traceCall] <= 500")
     assert (slo.phase, slo.method) == ("baseline", "debug_traceCall")
@@ -208,19 +174,19 @@ def test_a_method_slo_and_a_safeguard_parse() -> None:
 
 def test_a_safeguard_trips_only_after_enough_whole_bad_seconds() -> None:
     guard = Safeguard(50, 2)
-    bad = [{"second": s, "ok": 1, "failed": 9} for s in range(5)]
+    bad = [Second(s, ok=1, failed=9, max_us=1.0) for s in range(5)]
     assert guard.breached(bad)
     assert not guard.breached(bad[:2])  # the last second is still filling
-    mixed = [*bad[:3], {"second": 3, "ok": 9, "failed": 1}, bad[4]]
+    mixed = [*bad[:3], Second(3, ok=9, failed=1, max_us=1.0), bad[4]]
     assert not guard.breached(mixed)
 
 
 def test_a_latency_safeguard_trips_when_every_second_had_a_request_over_the_bound() -> None:
     guard = Safeguard.parse("max_ms > 2000 for 3s")
-    stalled = [{"second": s, "ok": 5, "failed": 0, "max_us": 2_500_000.0} for s in range(5)]
+    stalled = [Second(s, ok=5, failed=0, max_us=2_500_000.0) for s in range(5)]
     assert guard.breached(stalled)
-    one_fast = [dict(b) for b in stalled]
-    one_fast[2]["max_us"] = 1_000.0
+    one_fast = list(stalled)
+    one_fast[2] = Second(2, ok=5, failed=0, max_us=1_000.0)
     assert not guard.breached(one_fast)
     assert str(guard) == "max_ms > 2000 for 3s"
 

@@ -1,0 +1,188 @@
+"""One episode: baseline -> fault -> recovery on a live run, and its judgement.
+
+`run_episode` acts (declares phases, holds the fault, waits for recovery) and returns only
+the times it marked; `judge_episode` derives the episode's figures from what the run's
+instruments saw, once they have stopped, and evaluates the SLOs on them. A game day is the
+same two steps over many episodes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, replace
+
+from harness.errors import HarnessError
+from harness.experiment.live import LiveRun, Observations
+from harness.experiment.spec import EpisodeSpec
+from harness.faults import Fault, FaultRecord
+from harness.measure import FRONTEND, SLO, Phase, PhaseStats, Recovery, evaluate, phase_stats
+from harness.measure import recovery as measure_recovery
+from harness.measure.head_lag import LagPoint, worst
+from harness.measure.metrics import PHASES, Measured, derive
+from harness.measure.recorder import LoadPhase
+from harness.measure.slo import SLOResult
+from harness.stack.model import StackState
+from harness.stack.steady import (
+    SteadyState,
+    SteadyStateSpec,
+    check_steady_state,
+    wait_for_steady_state,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EpisodeWindow:
+    """What running an episode marked: its phases, its fault's record, what it hit."""
+
+    index: int
+    spec: EpisodeSpec
+    fault: FaultRecord
+    phases: tuple[Phase, ...]
+    # The probe targets that show each faulted component's health (a node's own port, or
+    # the frontend for HAProxy and the fault proxy, which have no port of their own).
+    faulted: tuple[str, ...]
+    aborted: str | None
+    steady_after: SteadyState | None
+
+
+@dataclass(frozen=True)
+class EpisodeResult:
+    """One episode, measured and judged: plain data, as the report reads it."""
+
+    index: int
+    spec: EpisodeSpec
+    fault: FaultRecord
+    phases: tuple[Phase, ...]
+    faulted: tuple[str, ...]
+    probes: tuple[PhaseStats, ...]
+    recovery: Recovery
+    load: tuple[LoadPhase, ...]
+    frontend_head_lag_blocks: dict[str, int | None]
+    measured: Measured
+    slos: tuple[SLOResult, ...]
+    aborted: str | None
+    steady_after: SteadyState | None
+
+    @property
+    def passed(self) -> bool:
+        steady = self.steady_after is None or self.steady_after.ok
+        return steady and self.aborted is None and all(v.passed for v in self.slos)
+
+    @property
+    def start_ns(self) -> int:
+        return self.phases[0].start_ns
+
+    @property
+    def end_ns(self) -> int:
+        return self.phases[-1].end_ns
+
+
+def phase_label(index: int, phase: str) -> str:
+    """The recorder's name of an episode's phase: unique across the run."""
+    return f"e{index}.{phase}"
+
+
+def run_episode(
+    live: LiveRun,
+    fault: Fault,
+    spec: EpisodeSpec,
+    index: int,
+    steady: SteadyStateSpec | None = None,
+) -> EpisodeWindow:
+    """Baseline, then ``fault`` held for ``spec.hold_s``, then recovery and settling.
+
+    With ``steady``, wait (at most 30 s) for the steady state at the end, so the next
+    episode starts from a healthy stack; the single episode of a scenario leaves that to
+    the run's own check after the load stops."""
+    recorder = live.recorder
+    start_ns = time.monotonic_ns()
+    recorder.begin_phase(phase_label(index, "baseline"), start_ns)
+    live.sleep(spec.baseline_s)
+    recorder.begin_phase(phase_label(index, "fault"), time.monotonic_ns())
+    with fault:
+        live.sleep(spec.hold_s)
+    record = fault.record
+    assert record is not None
+    recorder.begin_phase(phase_label(index, "recovery"), record.reverted_ns)
+    faulted = probed_as(live.stack.state(), record.targets)
+    _wait_for_recovery(live, record.effective_ns, faulted, spec.recovery_timeout_s)
+    live.sleep(spec.settle_s)
+    after = None
+    if steady is not None and not live.aborted:
+        try:
+            after = wait_for_steady_state(live.stack, steady, timeout_s=30)
+        except HarnessError as exc:
+            after = check_steady_state(live.stack, steady)
+            log.warning("steady state not restored after episode %d: %s", index, exc)
+    end_ns = time.monotonic_ns()
+    phases = (
+        Phase("baseline", start_ns, record.requested_ns),
+        Phase("fault", record.requested_ns, record.reverted_ns),
+        Phase("recovery", record.reverted_ns, end_ns),
+    )
+    return EpisodeWindow(index, spec, record, phases, tuple(faulted), live.reason, after)
+
+
+def _wait_for_recovery(live: LiveRun, fault_ns: int, faulted: list[str], timeout_s: float) -> None:
+    """Until the service answered for 0.5 s straight and every faulted component is back."""
+    assert live.prober is not None
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and not live.aborted:
+        samples, transitions = live.prober.snapshot()
+        found = measure_recovery(samples, transitions, fault_ns, faulted)
+        horizon = time.monotonic_ns() - 500_000_000
+        recent = [s for s in samples if s.target == FRONTEND and s.intended_ns > horizon]
+        if found.mttr_component_s is not None and recent and all(s.outcome == "ok" for s in recent):
+            return
+        time.sleep(0.05)
+    log.warning("no recovery within %.0fs", timeout_s)
+
+
+def probed_as(state: StackState, targets: tuple[str, ...]) -> list[str]:
+    """The probe targets that show each faulted component's health: a node's own port, and
+    for HAProxy or the fault proxy (no port of their own to probe) the frontend."""
+    roles = {c.name: c.role for c in state.components}
+    return [FRONTEND if roles.get(name) in ("balancer", "proxy") else name for name in targets]
+
+
+def judge_episode(
+    window: EpisodeWindow,
+    seen: Observations,
+    nodes: list[str],
+    node_lag: dict[str, list[LagPoint]],
+    frontend_lag: list[LagPoint],
+    slos: tuple[SLO, ...],
+) -> EpisodeResult:
+    """The episode's figures from what the instruments saw, and its SLO verdicts."""
+    samples, phases = seen.samples, window.phases
+    probes = tuple(phase_stats(samples, p, t) for p in phases for t in [FRONTEND, *nodes])
+    found = measure_recovery(samples, seen.transitions, window.fault.effective_ns, window.faulted)
+    start, end = phases[0].start_ns, phases[-1].end_ns
+    node_worst = [worst(points, start, end) for points in node_lag.values()]
+    known = [w for w in node_worst if w is not None]
+    frontend = {p.name: worst(frontend_lag, p.start_ns, p.end_ns) for p in phases}
+    load: tuple[LoadPhase, ...] = ()
+    if seen.load is not None:
+        mine = {phase_label(window.index, name): name for name in PHASES}
+        load = tuple(
+            replace(p, phase=mine[p.phase]) for p in seen.load.summary.phases if p.phase in mine
+        )
+    measured = derive(found, probes, load or None, max(known) if known else None, frontend)
+    return EpisodeResult(
+        index=window.index,
+        spec=window.spec,
+        fault=window.fault,
+        phases=phases,
+        faulted=window.faulted,
+        probes=probes,
+        recovery=found,
+        load=load,
+        frontend_head_lag_blocks=frontend,
+        measured=measured,
+        slos=tuple(evaluate(slos, measured)),
+        aborted=window.aborted,
+        steady_after=window.steady_after,
+    )

@@ -1,0 +1,149 @@
+"""A run's instruments while it goes: probes, the load, the recorder, and the safeguards.
+
+One `LiveRun` spans every episode of a run: the probes and the load start once, after the
+stack reached its steady state, and stop once, after the last episode. Safeguards watch
+the load throughout; when one trips, every sleep of the run is cut short, the fault in
+effect is reverted by its own ``with`` block, and no further episode starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.experiment.spec import ExperimentSpec
+from harness.load.runner import LoadRun, accounts_needed
+from harness.load.workload import prepare_chain
+from harness.measure import Prober, ProbeSample, ServerTransition
+from harness.measure.recorder import LoadSummary, Recorder
+from harness.stack.model import Stack, StackState
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadInfo:
+    """How the load ran, beside what the recorder made of its samples."""
+
+    url: str
+    samples: int
+    duration_s: float
+    generator_health: dict[str, object]
+    samples_dir: str
+    summary: LoadSummary
+
+
+@dataclass(frozen=True)
+class Observations:
+    """Everything the instruments saw, once they stopped."""
+
+    origin_ns: int
+    end_ns: int
+    samples: tuple[ProbeSample, ...]
+    transitions: tuple[ServerTransition, ...]
+    load: LoadInfo | None
+    aborted: str | None
+
+
+class LiveRun:
+    """Probes, load and safeguards over a stack, for the duration of a ``with`` block."""
+
+    def __init__(self, stack: Stack, spec: ExperimentSpec, run_dir: Path) -> None:
+        self.stack = stack
+        self.spec = spec
+        self.run_dir = run_dir
+        self.recorder = Recorder()
+        self.abort = threading.Event()
+        self.reason: str | None = None
+        self.origin_ns = 0
+        self.prober: Prober | None = None
+        self._load: LoadRun | None = None
+        self._exit = contextlib.ExitStack()
+        self._done = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, name="safeguards", daemon=True)
+        self._observations: Observations | None = None
+
+    def __enter__(self) -> LiveRun:
+        state = self.stack.state()
+        with self._exit:
+            if self.spec.load is not None:
+                contract = prepare_chain(
+                    [n.url for n in state.nodes], accounts=accounts_needed(self.spec.load)
+                )
+                self._load = LoadRun(
+                    self.spec.load, load_url(self.spec.load_at, state),
+                    self.run_dir / "load", contract, self.recorder.add,
+                )  # fmt: skip
+            self.prober = self._exit.enter_context(
+                Prober(
+                    self.stack,
+                    self.spec.probe_interval_s,
+                    samples_path=self.run_dir / "probes.jsonl",
+                )
+            )
+            if self._load is not None:
+                self._exit.enter_context(self._load)
+            if self.spec.safeguards:
+                self._watcher.start()
+                self._exit.callback(self._done.set)
+            self.origin_ns = time.monotonic_ns()
+            self._exit = self._exit.pop_all()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        end_ns = time.monotonic_ns()
+        self._exit.close()
+        assert self.prober is not None
+        samples, transitions = self.prober.snapshot()
+        load = None
+        if self._load is not None:
+            run = self._load
+            load = LoadInfo(
+                url=run.target_url,
+                samples=run.sample_count,
+                duration_s=round(max((run.stopped_ns - run.started_ns) / 1e9, 0.0), 3),
+                generator_health=dict(getattr(run, "health_at_end", {})),
+                samples_dir=str(run.samples_dir),
+                summary=self.recorder.summary(end_ns),
+            )
+        self._observations = Observations(
+            self.origin_ns, end_ns, tuple(samples), tuple(transitions), load, self.reason
+        )
+
+    @property
+    def observations(self) -> Observations:
+        """What was seen; available once the ``with`` block has ended."""
+        if self._observations is None:
+            raise RuntimeError("the run is still going: observations come at its end")
+        return self._observations
+
+    def sleep(self, seconds: float) -> None:
+        """Wait ``seconds``, or less if a safeguard trips meanwhile."""
+        self.abort.wait(seconds)
+
+    @property
+    def aborted(self) -> bool:
+        return self.abort.is_set()
+
+    def _watch(self) -> None:
+        while not self._done.wait(0.25):
+            timeline = self.recorder.answered_timeline()
+            for guard in self.spec.safeguards:
+                if guard.breached(timeline):
+                    self.reason = f"safeguard tripped: {guard}"
+                    log.warning("aborting the run: %s", self.reason)
+                    self.abort.set()
+                    return
+
+
+def load_url(load_at: str, state: StackState) -> str:
+    """The URL the load goes to: HAProxy's frontend, or one node's own port."""
+    if load_at == "frontend":
+        return state.frontend_url
+    if load_at == "primary":
+        return next(n for n in state.nodes if n.role == "primary").url
+    return state.component(load_at).url

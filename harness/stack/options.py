@@ -1,0 +1,164 @@
+"""The stack's options, defined once: the CLI (`harness stack up`, `harness run`) and the
+pytest plugin each adapt this table, and `stack_spec_from_options` builds the `StackSpec`
+from either, so a flag means the same thing, with the same default, in both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.stack.model import BACKEND_NAMES, HealthCheck, RestartPolicy, StackSpec
+from harness.stack.nodes import ADAPTERS
+
+_DEFAULT = StackSpec()
+
+
+@dataclass(frozen=True)
+class StackOption:
+    """One option: its flag on the command line, the value's type, default and help.
+
+    ``pytest_flag`` is the flag in pytest where it differs (pytest's own options and
+    other plugins' crowd the short names); ``cli_only`` ones have no pytest flag (a pytest
+    session names its stacks itself)."""
+
+    flag: str
+    dest: str
+    kind: type
+    default: Any
+    help: str
+    choices: tuple[str, ...] = ()
+    multiple: bool = False
+    pytest_flag: str | None = None
+    cli_only: bool = False
+    metavar: str | None = None
+
+    @property
+    def is_flag(self) -> bool:
+        return self.kind is bool
+
+    @property
+    def pytest_name(self) -> str:
+        return self.pytest_flag or self.flag
+
+    @property
+    def pytest_dest(self) -> str:
+        """Where pytest keeps the value: prefixed, so no other plugin's option collides."""
+        return f"harness_{self.dest}"
+
+
+STACK_OPTIONS: tuple[StackOption, ...] = (
+    StackOption("--name", "name", str, _DEFAULT.name, "Stack name.", cli_only=True),
+    StackOption(
+        "--backend",
+        "backend",
+        str,
+        _DEFAULT.backend,
+        "Where the stack runs: local (real processes on loopback).",
+        choices=BACKEND_NAMES,
+        pytest_flag="--stack-backend",
+    ),
+    StackOption("--nodes", "nodes", int, _DEFAULT.nodes, "Number of nodes."),
+    StackOption(
+        "--node",
+        "node_kind",
+        str,
+        _DEFAULT.node_kind,
+        "Node client.",
+        choices=tuple(sorted(ADAPTERS)),
+    ),
+    StackOption("--block-time", "block_time", float, _DEFAULT.block_time_s, "Seconds per block."),
+    StackOption(
+        "--node-arg", "node_args", str, (), "Extra flag for every node (repeat).", multiple=True
+    ),
+    StackOption(
+        "--haproxy-config",
+        "haproxy_config",
+        Path,
+        None,
+        "Your own HAProxy Jinja2 template (see fixtures/haproxy.cfg.j2).",
+    ),
+    StackOption(
+        "--frontend-port", "frontend_port", int, None, "Frontend port (default: a free one)."
+    ),
+    StackOption(
+        "--check-inter-ms",
+        "check_inter_ms",
+        int,
+        _DEFAULT.health_check.inter_ms,
+        "HAProxy's health check interval.",
+    ),
+    StackOption("--fall", "fall", int, _DEFAULT.health_check.fall, "Failed checks to mark DOWN."),
+    StackOption("--rise", "rise", int, _DEFAULT.health_check.rise, "Passed checks to mark UP."),
+    StackOption(
+        "--restart-delay",
+        "restart_delay",
+        float,
+        _DEFAULT.restart.delay_s,
+        "Seconds before the supervisor restarts a dead node.",
+    ),
+    StackOption(
+        "--restart-backoff",
+        "restart_backoff",
+        float,
+        _DEFAULT.restart.backoff,
+        "Factor the delay grows by on each quick death.",
+    ),
+    StackOption(
+        "--isolation",
+        "isolation",
+        str,
+        _DEFAULT.isolation,
+        "netns: each node in a network namespace of its own (root; network faults).",
+        choices=("loopback", "netns"),
+    ),
+    StackOption(
+        "--data-dir-size-mb",
+        "data_dir_size_mb",
+        int,
+        None,
+        "Each node's data dir on a tmpfs of this size (root; disk fill faults).",
+    ),
+    StackOption(
+        "--fault-proxy",
+        "fault_proxy",
+        bool,
+        False,
+        "Put the JSON-RPC fault proxy between HAProxy and every node.",
+    ),
+    StackOption(
+        "--toxiproxy",
+        "toxiproxy",
+        str,
+        None,
+        "A Toxiproxy server's API (http://127.0.0.1:8474): a proxy there before every node; "
+        "transport faults go through it.",
+        metavar="URL",
+    ),
+)
+
+
+def stack_spec_from_options(values: Mapping[str, Any], *, name: str | None = None) -> StackSpec:
+    """The `StackSpec` the options describe (keyed by `StackOption.dest`); an option left
+    out takes its default. ``name`` overrides ``values["name"]``."""
+    v = {o.dest: o.default for o in STACK_OPTIONS}
+    v.update({k: val for k, val in values.items() if k in v})
+    template = v["haproxy_config"]
+    return StackSpec(
+        name=name or v["name"],
+        backend=v["backend"],
+        nodes=v["nodes"],
+        node_kind=v["node_kind"],
+        block_time_s=v["block_time"],
+        node_args=tuple(v["node_args"] or ()),
+        haproxy_template=Path(template) if template else None,
+        frontend_port=v["frontend_port"],
+        health_check=HealthCheck(v["check_inter_ms"], v["fall"], v["rise"]),
+        restart=RestartPolicy(delay_s=v["restart_delay"], backoff=v["restart_backoff"]),
+        isolation=v["isolation"],
+        data_dir_size_mb=v["data_dir_size_mb"],
+        fault_proxy=bool(v["fault_proxy"]),
+        toxiproxy=v["toxiproxy"],
+    )

@@ -41,9 +41,9 @@ if TYPE_CHECKING:
     from harness.stack import (
         HealthCheck,
         LocalStack,
-        StackLifecycle,
         RestartPolicy,
         Stack,
+        StackLifecycle,
         StackSpec,
         StackState,
     )
@@ -135,7 +135,6 @@ __all__ = [
     "Latency",
     "LoadSpec",
     "LocalStack",
-    "StackLifecycle",
     "Loss",
     "MemoryPressure",
     "Outcome",
@@ -149,6 +148,7 @@ __all__ = [
     "Safeguard",
     "Stack",
     "StackError",
+    "StackLifecycle",
     "StackSpec",
     "StackState",
     "SteadyState",

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from harness.load import LoadSpec
     from harness.measure import SLO, Safeguard
     from harness.measure.budget import ErrorBudget
-    from harness.plugin import ChaosRun
+    from harness.plugin import ChaosRun, with_policy
     from harness.stack import (
         HealthCheck,
         LocalStack,
@@ -101,6 +101,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "make_fault": ("harness.faults", "make_fault"),
     "run_experiment": ("harness.experiment", "run"),
     "wait_for_steady_state": ("harness.stack.steady", "wait_for_steady_state"),
+    "with_policy": ("harness.plugin", "with_policy"),
 }
 
 
@@ -160,4 +161,5 @@ __all__ = [
     "make_fault",
     "run_experiment",
     "wait_for_steady_state",
+    "with_policy",
 ]

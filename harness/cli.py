@@ -10,6 +10,7 @@ import functools
 import json
 import logging
 import signal
+import socket
 import sys
 import threading
 import urllib.request
@@ -36,12 +37,13 @@ from harness.proxy.toxiproxy import URL_ENV, ToxiproxyDriver, toxiproxy_url_from
 from harness.report import SUMMARY_FILE
 from harness.stack import daemon
 from harness.stack.haproxy import RuntimeApi
-from harness.stack.model import StackState
+from harness.stack.model import ComponentState, StackState
 from harness.stack.options import STACK_OPTIONS, StackOption, stack_spec_from_options
 from harness.stack.state import AttachedStack, running_stack
 from harness.units import parse_duration_s
 
-console = Console(highlight=False, markup=False)
+# Piped output (a CI log, a file) is not cut to 80 columns: tables stay whole.
+console = Console(highlight=False, markup=False, width=None if sys.stdout.isatty() else 200)
 err_console = Console(stderr=True, highlight=False)
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -152,9 +154,9 @@ def status_doc(state: StackState) -> dict[str, Any]:
     components = []
     for c in state.components:
         doc: dict[str, Any] = dict(c.__dict__, url=c.url)
-        if c.role == "proxy":
+        if c.role in ("proxy", "agent"):  # no JSON-RPC of their own: their own health
             doc["head"] = None
-            doc["health"] = _proxy_health(c.url)
+            doc["health"] = _proxy_health(c.url) if c.role == "proxy" else _agent_health(c)
             components.append(doc)
             continue
         target = state.frontend_url if c.role == "balancer" else c.url
@@ -184,6 +186,21 @@ def _proxy_health(url: str) -> str:
             return "answering" if answer.status == 200 else f"HTTP {answer.status}"
     except OSError as exc:
         return f"control API: {exc}"
+
+
+def _agent_health(agent: ComponentState) -> str:
+    """The lag agent's verdicts, from the one JSON line its own port answers."""
+    try:
+        with socket.create_connection((agent.host, agent.port), timeout=1.0) as sock:
+            verdicts = json.loads(sock.makefile("rb").readline())
+    except (OSError, ValueError) as exc:
+        return f"status port: {exc}"
+    if not isinstance(verdicts, dict):
+        return "answering"
+    # {"node-0": "up #head 12, best 12", ...}: the word of each, which HAProxy acts on.
+    return ", ".join(
+        f"{name} {str(reply).split(' ', 1)[0]}" for name, reply in sorted(verdicts.items())
+    )
 
 
 def _print_status(state: StackState) -> None:

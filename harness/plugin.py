@@ -29,7 +29,7 @@ from harness.experiment import ExperimentSpec, RunResult
 from harness.experiment import run as run_experiment
 from harness.faults import Fault, make_fault
 from harness.stack.backends import open_stack
-from harness.stack.model import StackLifecycle, StackSpec
+from harness.stack.model import POLICY_NAMES, StackLifecycle, StackSpec
 from harness.stack.options import STACK_OPTIONS, stack_spec_from_options
 from harness.stack.steady import SteadyState, SteadyStateSpec, wait_for_steady_state
 
@@ -65,11 +65,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             group.addoption(o.pytest_name, dest=o.pytest_dest, action="store_true", help=o.help)
             continue
         kind = str if o.kind is Path else o.kind
+        # None: not given, so the table's default applies (and `haproxy_policy` can tell
+        # "both policies" from an explicit --haproxy-policy roadmap).
         group.addoption(
             o.pytest_name,
             dest=o.pytest_dest,
             type=kind,
-            default=list(o.default) if o.multiple else o.default,
+            default=None,
             action="append" if o.multiple else "store",
             choices=list(o.choices) or None,
             metavar=o.metavar,
@@ -78,6 +80,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--reports-dir", default="reports", help="Where runs write reports. Default: reports."
     )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test that asks for ``haproxy_policy`` runs once per HAProxy policy: both the
+    roadmap's and the hardened one, side by side, unless the command line chose one
+    (``--haproxy-policy``) or a template of its own (``--haproxy-config``: "custom")."""
+    if "haproxy_policy" not in metafunc.fixturenames:
+        return
+    config = metafunc.config
+    chosen = config.getoption("harness_policy")
+    if config.getoption("harness_haproxy_config"):
+        policies = ["custom"]
+    else:
+        policies = [chosen] if chosen else list(POLICY_NAMES)
+    metafunc.parametrize("haproxy_policy", policies, scope="session")
+
+
+def with_policy(spec: StackSpec, haproxy_policy: str) -> StackSpec:
+    """``spec`` under ``haproxy_policy`` (from the ``haproxy_policy`` parameter); "custom"
+    keeps the user's own template."""
+    return spec if haproxy_policy == "custom" else replace(spec, policy=haproxy_policy)
 
 
 def _spec_from(config: pytest.Config) -> StackSpec:
@@ -231,6 +254,8 @@ def chaos_run(
     def run(spec: ExperimentSpec) -> RunResult:
         if not spec.name:
             spec = replace(spec, name=request.node.nodeid)
+        if spec.stack.name == session.spec.name:  # the session's stack may be up: its own
+            spec = replace(spec, stack=replace(spec.stack, name=f"{spec.stack.name}-run"))
         result = run_experiment(spec, reports_dir)
         session.runs.append((request.node.nodeid, result))
         for name, value in junit_properties(result):

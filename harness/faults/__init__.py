@@ -12,11 +12,11 @@ from harness.faults.network import (
     Partition,
     Reorder,
 )
-from harness.faults.process import Kill, Pause, Restart, Terminate
+from harness.faults.process import Kill, Pause, Restart, Stop, Terminate
 from harness.faults.registry import FAULTS, make_fault, parameters, register
 from harness.faults.resources import CpuStress, DiskFill, MemoryPressure, SyncStall
 
-for _cls in (Kill, Terminate, Pause, Restart):
+for _cls in (Kill, Terminate, Pause, Restart, Stop):
     register(_cls)
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "Pause",
     "Reorder",
     "Restart",
+    "Stop",
     "SyncStall",
     "Terminate",
     "make_fault",

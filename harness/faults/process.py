@@ -1,5 +1,8 @@
 """Process faults: kill (SIGKILL), terminate (SIGTERM with grace), pause (SIGSTOP/SIGCONT),
-restart. The supervisor's restart is part of what is measured: these faults never bypass it.
+restart, and stop (killed and kept down until the fault is undone). The supervisor's
+restart is part of what is measured: these faults never bypass it; ``stop`` only holds it
+back, through a hold file the supervisor honours, so that a SIGKILLed harness's ledger
+replay (which removes the file) lets the supervisor bring the process back.
 """
 
 from __future__ import annotations
@@ -7,6 +10,7 @@ from __future__ import annotations
 import functools
 import os
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -15,9 +19,9 @@ import psutil
 
 from harness.errors import ConfigError
 from harness.faults.fault import Fault, FaultIneffective, wait_until
-from harness.faults.undo import UndoOp
+from harness.faults.undo import UndoOp, run_undo
 from harness.stack.model import ComponentState
-from harness.stack.state import ProcessIdentity
+from harness.stack.state import ProcessIdentity, hold_path
 
 ALL_ROLES = ("primary", "backup", "balancer")
 
@@ -169,3 +173,64 @@ class Pause(_Signal):
 
     def verify_reverted(self, targets: tuple[ComponentState, ...]) -> None:
         _wait_all(self._procs, _running, 2.0, "pid {pid} is still stopped after SIGCONT")
+
+
+@dataclass
+class Stop(_Signal):
+    """SIGKILL, and no restart while the fault holds; undone, the supervisor restarts the
+    process at once. Both nodes stopped is the outage no balancer can hide."""
+
+    kind: ClassVar[str] = "stop"
+    mechanism_name: ClassVar[str] = "SIGKILL + restart held"
+    # How long the undo waits for the supervisor to bring every target back.
+    restart_timeout_s: float = 15.0
+    # Undone one target at a time, the last first, this far apart: "both nodes down, and
+    # the service must come back when either returns".
+    stagger_s: float = 0.0
+
+    def validate(self) -> None:
+        if not 1 <= self.restart_timeout_s <= 300:
+            raise ConfigError("restart_timeout_s", self.restart_timeout_s, "choose 1 to 300 s")
+        if not 0 <= self.stagger_s <= 300:
+            raise ConfigError("stagger_s", self.stagger_s, "choose 0 to 300 s")
+
+    def params(self) -> dict[str, Any]:
+        return {"restart_timeout_s": self.restart_timeout_s, "stagger_s": self.stagger_s}
+
+    def plan(self, targets: tuple[ComponentState, ...]) -> list[UndoOp]:
+        state = self.stack.state()
+        self._holds = [hold_path(state, t.name) for t in targets]
+        return [{"op": "remove_file", "path": str(path)} for path in self._holds]
+
+    def apply(self, targets: tuple[ComponentState, ...]) -> None:
+        for path in self._holds:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(f"held by fault {self.kind} of pid {os.getpid()}\n")
+        self._send(targets, signal.SIGKILL)
+
+    def verify_applied(self, targets: tuple[ComponentState, ...]) -> None:
+        _wait_all(self._procs, _gone, 2.0, "pid {pid} survived SIGKILL")
+
+    def revert(self, targets: tuple[ComponentState, ...]) -> None:
+        """Release the holds, the last target's first, ``stagger_s`` apart."""
+        for i, op in enumerate(reversed(self._undo)):
+            if i and self.stagger_s:
+                time.sleep(self.stagger_s)
+            run_undo(op)
+
+    def verify_reverted(self, targets: tuple[ComponentState, ...]) -> None:
+        """Every target runs again, as a new process, within ``restart_timeout_s``."""
+        old = {p.pid for p in self._procs}
+        names = {t.name for t in targets}
+        deadline = time.monotonic() + self.restart_timeout_s
+        while True:
+            now = {c.name: c.pid for c in self.stack.state().components if c.name in names}
+            if all(pid is not None and pid not in old for pid in now.values()):
+                return
+            if time.monotonic() > deadline:
+                down = sorted(n for n, pid in now.items() if pid is None or pid in old)
+                raise FaultIneffective(
+                    f"{', '.join(down)} not restarted within {self.restart_timeout_s:g}s "
+                    "after the stop was undone (is the stack's restart policy disabled?)"
+                )
+            time.sleep(0.01)

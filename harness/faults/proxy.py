@@ -87,7 +87,7 @@ def transport_mechanism(kind: str, state: StackState, targets: tuple[ComponentSt
     there, else the fault proxy; `ConfigError` saying how to start the stack if neither."""
     if state.toxiproxy_url and targets and all(t.toxiproxy_proxy for t in targets):
         return TOXIPROXY
-    if state.proxy_control_url and all(t.proxy_port for t in targets):
+    if state.proxy_control_url and all(t.proxy_port is not None for t in targets):
         return FAULT_PROXY
     raise ConfigError(
         "stack",

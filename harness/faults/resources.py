@@ -52,7 +52,7 @@ from harness.faults.fault import Fault, FaultIneffective, FaultUnavailable, wait
 from harness.faults.registry import register
 from harness.faults.undo import UndoOp, undo_op
 from harness.jsonrpc import Outcome, RpcClient, RpcFailure
-from harness.stack.model import ComponentState
+from harness.stack.model import ComponentState, StackState
 from harness.stack.state import ProcessIdentity
 
 __all__ = [
@@ -776,13 +776,17 @@ def _own_filesystem(target: ComponentState) -> Path:
         or not data_dir.is_dir()
         or (data_dir.stat().st_dev == data_dir.parent.stat().st_dev)
     ):
-        raise ConfigError(
-            "data_dir_size_mb",
-            None,
-            "disk fill needs each node's data dir on a size-limited filesystem of its own: "
-            "start the stack with data_dir_size_mb=N (--data-dir-size-mb)",
-        )
+        raise _no_filesystem_of_its_own()
     return data_dir
+
+
+def _no_filesystem_of_its_own() -> ConfigError:
+    return ConfigError(
+        "data_dir_size_mb",
+        None,
+        "disk fill needs each node's data dir on a size-limited filesystem of its own: "
+        "start the stack with data_dir_size_mb=N (--data-dir-size-mb)",
+    )
 
 
 @register
@@ -808,6 +812,13 @@ class DiskFill(Fault):
 
     def validate(self) -> None:
         _number("percent", self.percent, 1, 100, "choose 1 to 100 (100 fills it to ENOSPC)")
+
+    def preflight(self, state: StackState) -> tuple[ComponentState, ...]:
+        """A node without a filesystem of its own is refused before anything starts."""
+        targets = super().preflight(state)
+        if any(t.data_dir_size_mb is None for t in targets):
+            raise _no_filesystem_of_its_own()
+        return targets
 
     def params(self) -> dict[str, Any]:
         return {"percent": self.percent}

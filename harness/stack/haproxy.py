@@ -23,6 +23,9 @@ from harness.stack.nodes import HttpCheck
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 DEFAULT_TEMPLATE = FIXTURES / "haproxy.cfg.j2"
+HARDENED_TEMPLATE = FIXTURES / "haproxy-hardened.cfg.j2"
+#: The template of each of `harness.stack.model.POLICY_NAMES`.
+POLICY_TEMPLATES = {"roadmap": DEFAULT_TEMPLATE, "hardened": HARDENED_TEMPLATE}
 # Above ~9,000 HAProxy fails on this machine's file-descriptor limit.
 DEFAULT_MAXCONN = 4096
 
@@ -33,6 +36,12 @@ class ServerEntry:
     host: str
     port: int
     backup: bool
+    agent_port: int | None = None  # where the lag agent answers for this server, if it runs
+
+
+def template_for(policy: str, template: Path | None = None) -> Path:
+    """The template that renders ``policy``'s config; a user's own ``template`` wins."""
+    return template or POLICY_TEMPLATES[policy]
 
 
 def haproxy_binary() -> Path:
@@ -117,6 +126,26 @@ def validate_config(config_path: Path) -> None:
         )
 
 
+def require_every_server(config: str, servers: list[ServerEntry], template: Path | None) -> None:
+    """`ConfigError` unless every node appears as a ``server`` line of the rendered config:
+    a template that leaves one out would otherwise fail only when the stack never becomes
+    ready, 30 s later."""
+    declared = {
+        words[1]
+        for words in (line.split() for line in config.splitlines())
+        if len(words) >= 2 and words[0] == "server"
+    }
+    missing = [s.name for s in servers if s.name not in declared]
+    if missing:
+        raise ConfigError(
+            "haproxy_template",
+            str(template or DEFAULT_TEMPLATE),
+            f"the rendered config has no `server` line for {', '.join(missing)}: loop over "
+            "`servers` (`{% for s in servers %} server {{ s.name }} ...`) so every node is "
+            "in the backend",
+        )
+
+
 def command(config_path: Path) -> list[str]:
     """Run HAProxy in the foreground (-db) so the supervisor owns the process."""
     return [str(haproxy_binary()), "-db", "-f", str(config_path)]
@@ -133,6 +162,10 @@ class ServerStatus:
     check_duration_ms: int | None
     last_change_s: int | None
     backup: bool
+    # The agent check's last result (L7OK: "up", L7STS: "down"; "* " in front while one
+    # runs) and its words, "via agent : down (3 blocks behind ...)" (blank while one runs).
+    agent_status: str = ""
+    last_agent: str = ""
 
     @property
     def up(self) -> bool:
@@ -184,6 +217,8 @@ def parse_show_stat(text: str) -> list[ServerStatus]:
                 check_duration_ms=_int_or_none(row.get("check_duration")),
                 last_change_s=_int_or_none(row.get("lastchg")),
                 backup=row.get("bck") == "1",
+                agent_status=row.get("agent_status") or "",
+                last_agent=row.get("last_agt") or "",
             )
         )
     return rows

@@ -30,7 +30,7 @@ from pathlib import Path
 from harness.errors import ConfigError, StackError
 from harness.jsonrpc import RpcClient, RpcFailure
 from harness.proxy.toxiproxy import ToxiproxyDriver, ToxiproxyError
-from harness.stack import haproxy
+from harness.stack import agent, haproxy
 from harness.stack.isolation import (
     NodeNetwork,
     delete_netns,
@@ -50,6 +50,7 @@ from harness.stack.model import (
 )
 from harness.stack.nodes import NodeAdapter, adapter
 from harness.stack.state import (
+    HOLD_DIR,
     STATE_FILE,
     ProcessIdentity,
     StateFile,
@@ -58,12 +59,14 @@ from harness.stack.state import (
     stacks_dir,
 )
 from harness.stack.supervisor import Supervisor
+from harness.stack.sync import PeerSync
 
 log = logging.getLogger(__name__)
 
 LOOPBACK = "127.0.0.1"
 BALANCER = "haproxy"
 PROXY = "fault-proxy"
+AGENT = "lag-agent"
 
 
 def free_port(host: str = LOOPBACK) -> int:
@@ -91,6 +94,13 @@ def node_name(index: int) -> str:
     return f"node-{index}"
 
 
+def balancer_address(node: ComponentState) -> tuple[str, int]:
+    """Where HAProxy reaches ``node``: its Toxiproxy proxy, its fault proxy route, or itself."""
+    if node.toxiproxy_port or node.proxy_port:
+        return LOOPBACK, node.toxiproxy_port or node.proxy_port or 0
+    return node.host, node.port
+
+
 def toxiproxy_name(stack: str, node: str) -> str:
     """The name of a node's proxy on the Toxiproxy server: ``hx-<stack>-<node>``."""
     return f"hx-{stack}-{node}"
@@ -101,12 +111,16 @@ def layout(
 ) -> tuple[list[ComponentState], str | None]:
     """The components a stack of ``spec`` has, in order, and its fault proxy's control URL:
     nodes (in their namespaces with isolation=netns), the fault proxy, Toxiproxy's proxies,
-    HAProxy. Pure: ``port`` picks each port, ``data_dir`` names each node's directory."""
+    the lag agent (policy=hardened), HAProxy. Pure: ``port`` picks each port, ``data_dir``
+    names each node's directory."""
     components: list[ComponentState] = []
     for index in range(spec.nodes):
         name = node_name(index)
         role: Role = "primary" if index == 0 else "backup"
-        node = ComponentState(name, spec.node_kind, role, None, LOOPBACK, port(), data_dir(name))
+        node = ComponentState(
+            name, spec.node_kind, role, None, LOOPBACK, port(), data_dir(name),
+            data_dir_size_mb=spec.data_dir_size_mb,
+        )  # fmt: skip
         if spec.isolation == "netns":
             network = NodeNetwork.plan(spec.name, index)
             node = replace(
@@ -132,6 +146,12 @@ def layout(
             else c
             for c in components
         ]
+    if spec.policy == "hardened":
+        # The lag agent: a port per node for HAProxy's agent-check, and one of its own.
+        components = [
+            replace(c, agent_port=port()) if c.role in NODE_ROLES else c for c in components
+        ]
+        components.append(ComponentState(AGENT, AGENT, "agent", None, LOOPBACK, port()))
     components.append(
         ComponentState(BALANCER, "haproxy", "balancer", None, LOOPBACK, frontend_port)
     )
@@ -160,6 +180,8 @@ class PlannedStack:
             components=tuple(components),
             proxy_control_url=control_url,
             toxiproxy_url=spec.toxiproxy,
+            haproxy_policy=spec.policy,
+            haproxy_template=str(haproxy.template_for(spec.policy, spec.haproxy_template)),
         )
 
     def state(self) -> StackState:
@@ -197,6 +219,9 @@ class LocalStack:
         self._write_lock = threading.Lock()
         self._phase = "starting"
         self._toxiproxy_made: list[str] = []  # proxies this object created: only these go
+        # anvil nodes have no peers: this loop syncs one that fell behind (see sync.py).
+        self._sync: PeerSync | None = None
+        self._synced: list[ProcessEvent] = []
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -236,6 +261,10 @@ class LocalStack:
             raise
         self.ready_s = (time.monotonic_ns() - started_ns) / 1e9
         self._phase = "ready"
+        if self.adapter.kind == "anvil":
+            self._sync = PeerSync(
+                lambda: self.state().nodes, self.spec.block_time_s, self._on_sync
+            ).__enter__()
         self._write_state()
         log.info("stack %s ready in %.3fs at %s", self.spec.name, self.ready_s, self.frontend_url)
         return self.state()
@@ -243,6 +272,9 @@ class LocalStack:
     def stop(self) -> None:
         """Stop every process (HAProxy first, so clients see a clean refusal) and remove state."""
         self._phase = "stopping"
+        if self._sync is not None:
+            self._sync.__exit__(None, None, None)
+            self._sync = None
         if self._supervisor is not None:
             self._supervisor.stop(timeout_s=3.0, first=[BALANCER])
             self._supervisor = None
@@ -281,8 +313,10 @@ class LocalStack:
 
     @property
     def events(self) -> list[ProcessEvent]:
-        """Every start, death and restart of the stack's processes, in order."""
-        return list(self._supervisor.events) if self._supervisor else []
+        """Every start, death and restart of the stack's processes, and every peer sync
+        of a node that fell behind, in order."""
+        own = list(self._supervisor.events) if self._supervisor else []
+        return sorted([*own, *self._synced], key=lambda e: e.t_ns)
 
     def runtime_api(self) -> haproxy.RuntimeApi:
         return haproxy.RuntimeApi(self.state().stats_socket)
@@ -315,6 +349,7 @@ class LocalStack:
                 network = NodeNetwork.plan(spec.name, index)
                 network.create()
                 self._networks[node.name] = network
+        template = haproxy.template_for(spec.policy, spec.haproxy_template)
         self._state = StackState(
             name=spec.name,
             backend=self.backend,
@@ -328,33 +363,39 @@ class LocalStack:
             components=tuple(components),
             proxy_control_url=proxy_control_url,
             toxiproxy_url=spec.toxiproxy,
+            haproxy_policy=spec.policy,
+            haproxy_template=str(template),
         )
+        servers = [
+            haproxy.ServerEntry(
+                c.name,
+                *balancer_address(c),
+                backup=c.role == "backup",
+                agent_port=c.agent_port,
+            )
+            for c in components
+            if c.role in NODE_ROLES
+        ]
         config = haproxy.render_config(
-            template=spec.haproxy_template,
+            template=template,
             frontend_host=LOOPBACK,
             frontend_port=frontend_port,
             stats_port=stats_port,
             stats_socket=self.dir / "haproxy.sock",
-            servers=[
-                haproxy.ServerEntry(
-                    c.name,
-                    LOOPBACK if c.toxiproxy_port or c.proxy_port else c.host,
-                    c.toxiproxy_port or c.proxy_port or c.port,
-                    backup=c.role == "backup",
-                )
-                for c in components
-                if c.role in NODE_ROLES
-            ],
+            servers=servers,
             check=self.adapter.health_check,
             health=spec.health_check,
         )
         config_path = self.dir / "haproxy.cfg"
         config_path.write_text(config)
         haproxy.validate_config(config_path)
+        haproxy.require_every_server(config, servers, template)
 
     def _launch(self) -> None:
         assert self._state is not None
-        self._supervisor = Supervisor(self.dir / "logs", on_event=self._on_event)
+        self._supervisor = Supervisor(
+            self.dir / "logs", on_event=self._on_event, hold_dir=self.dir / HOLD_DIR
+        )
         for c in self._state.nodes:
             assert c.data_dir is not None
             argv = self.adapter.command(
@@ -375,6 +416,8 @@ class LocalStack:
             self._launch_proxy(deadline)
         if self._state.toxiproxy_url:
             self._create_toxiproxy_proxies(self._state.toxiproxy_url)
+        if any(c.name == AGENT for c in self._state.components):
+            self._launch_agent(deadline)
         self._supervisor.add(BALANCER, haproxy.command(self.dir / "haproxy.cfg"), self.spec.restart)
 
     def _launch_proxy(self, deadline: float) -> None:
@@ -393,6 +436,31 @@ class LocalStack:
             except OSError:
                 time.sleep(0.01)
         raise StackError(f"the fault proxy did not come up: {self._log_tail(PROXY)}")
+
+    def _launch_agent(self, deadline: float) -> None:
+        """The lag agent, before HAProxy, which then finds it answering on every port."""
+        assert self._state is not None and self._supervisor is not None
+        # It polls each node where HAProxy reaches it, so it judges what the traffic gets.
+        nodes = []
+        for c in self._state.nodes:
+            host, port = balancer_address(c)
+            nodes.append(agent.AgentNode(c.name, f"http://{host}:{port}/", c.agent_port or 0))
+        policy = agent.AgentPolicy(max_lag_blocks=self.spec.agent_max_lag_blocks)
+        status_port = self._state.component(AGENT).port
+        self._supervisor.add(AGENT, agent.command(nodes, status_port, policy), self.spec.restart)
+        # It listens only once it has polled every node, so one line read means ready.
+        supervisor = self._supervisor
+        while time.monotonic() < deadline:
+            if any(e.component == AGENT and e.kind == "exited" for e in supervisor.events):
+                break
+            try:
+                with socket.create_connection((LOOPBACK, status_port), timeout=0.5) as sock:
+                    if sock.makefile("rb").readline().endswith(b"\n"):
+                        return
+            except OSError:
+                pass
+            time.sleep(0.02)
+        raise StackError(f"the lag agent did not come up; its log says: {self._log_tail(AGENT)}")
 
     def _create_toxiproxy_proxies(self, url: str) -> None:
         """One Toxiproxy proxy per node, to the fault proxy's route for it or to the node.
@@ -455,11 +523,17 @@ class LocalStack:
         while time.monotonic() < deadline:
             try:
                 servers = api.servers()
-                # UP alone is HAProxy's optimistic initial state; L7OK means a check passed.
+                # UP alone is HAProxy's optimistic initial state; L7OK means a check passed
+                # (and, with the lag agent, agent_status L7OK that the agent said "up").
                 down = [
                     f"{s.server}={s.status}/{s.check_status or 'unchecked'}"
+                    + (f"/agent {s.agent_status} {s.last_agent}" if s.agent_status else "")
                     for s in servers
-                    if not (s.up and s.check_status.startswith("L7OK"))
+                    if not (
+                        s.up
+                        and s.check_status.startswith("L7OK")
+                        and s.agent_status.lstrip("* ") in ("", "L7OK")
+                    )
                 ]
                 if servers and not down:
                     with RpcClient(self._state.frontend_url, timeout_s=1.0) as client:
@@ -484,6 +558,11 @@ class LocalStack:
 
     # -- supervision -------------------------------------------------------------------
 
+    def _on_sync(self, event: ProcessEvent) -> None:
+        self._synced.append(event)
+        with self._write_lock, open(self.dir / "events.jsonl", "a") as out:
+            out.write(json.dumps(asdict(event)) + "\n")
+
     def _on_event(self, event: ProcessEvent) -> None:
         with self._write_lock, open(self.dir / "events.jsonl", "a") as out:
             out.write(json.dumps(asdict(event)) + "\n")
@@ -491,37 +570,10 @@ class LocalStack:
             with contextlib.suppress(Exception):
                 self._identities[event.component] = ProcessIdentity.of(event.pid)
             self._write_state()
-            if self._phase == "ready" and event.component not in (BALANCER, PROXY):
-                threading.Thread(
-                    target=self._catch_up, args=(event.component,), daemon=True
-                ).start()
-
-    def _catch_up(self, name: str) -> None:
-        """anvil has no peers: a restarted node mines up to the others' head, as a real
-        node would sync the blocks it missed."""
-        if self.adapter.kind != "anvil" or self._state is None:
-            return
-        me = self._state.component(name)
-        deadline = time.monotonic() + 10
-        with RpcClient(me.url, timeout_s=1.0) as client:
-            while time.monotonic() < deadline:
-                try:
-                    head = client.block_number()
-                    break
-                except RpcFailure:
-                    time.sleep(0.02)
-            else:
-                return
-            peers = []
-            for peer in self._state.nodes:
-                if peer.name != name:
-                    with contextlib.suppress(RpcFailure), RpcClient(peer.url, 0.5) as pc:
-                        peers.append(pc.block_number())
-            missing = max(peers, default=head) - head
-            if missing > 0:
-                with contextlib.suppress(RpcFailure):
-                    client.call("anvil_mine", [hex(missing)])
-                    log.info("%s caught up %d blocks after restart", name, missing)
+        elif event.kind == "exited" and self._phase == "ready":
+            # Another process reading the state file (a CLI fault, `stack status`) must
+            # see the component down, not the pid of a process that is gone.
+            self._write_state()
 
     def _write_state(self) -> None:
         with self._write_lock:

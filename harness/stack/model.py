@@ -16,11 +16,14 @@ from urllib.parse import urlsplit
 
 from harness.errors import ConfigError
 
-Role = Literal["primary", "backup", "balancer", "proxy"]
+Role = Literal["primary", "backup", "balancer", "proxy", "agent"]
 NODE_ROLES = ("primary", "backup")
+#: HAProxy policies: "roadmap" (fixtures/haproxy.cfg.j2) or "hardened" (short timeouts,
+#: retries, fast checks and the lag agent: fixtures/haproxy-hardened.cfg.j2).
+POLICY_NAMES = ("roadmap", "hardened")
 #: Where a stack can run; each name has a factory in `harness.stack.backends`.
 BACKEND_NAMES = ("local",)
-EventKind = Literal["started", "exited", "restart_scheduled", "stopped", "spawn_failed"]
+EventKind = Literal["started", "exited", "restart_scheduled", "stopped", "spawn_failed", "synced"]
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,11 @@ class StackSpec:
     block_time_s: float = 1.0
     node_args: tuple[str, ...] = ()
     haproxy_template: Path | None = None
+    # Which HAProxy policy renders the config; a haproxy_template given wins over its file.
+    # "hardened" also runs the lag agent (harness.stack.agent).
+    policy: str = "roadmap"
+    # The lag agent takes a node out when its head is more than this behind the best one.
+    agent_max_lag_blocks: int = 2
     frontend_port: int | None = None
     health_check: HealthCheck = field(default_factory=HealthCheck)
     restart: RestartPolicy = field(default_factory=RestartPolicy)
@@ -108,6 +116,10 @@ class StackSpec:
             )
         if self.toxiproxy is not None:
             check_toxiproxy_url(self.toxiproxy)
+        if self.policy not in POLICY_NAMES:
+            raise ConfigError("policy", self.policy, f"choose one of: {', '.join(POLICY_NAMES)}")
+        if self.agent_max_lag_blocks < 0:
+            raise ConfigError("agent_max_lag_blocks", self.agent_max_lag_blocks, "must be >= 0")
         if self.haproxy_template is not None and not self.haproxy_template.is_file():
             raise ConfigError(
                 "haproxy_template", str(self.haproxy_template), "no such file; give a readable path"
@@ -175,12 +187,15 @@ class ComponentState:
     host: str
     port: int
     data_dir: str | None = None
+    # The size of the node's own filesystem under data_dir (MiB), if it has one.
+    data_dir_size_mb: int | None = None
     netns: str | None = None
     ifname: str | None = None  # the node's end of its veth pair, inside ``netns``
     host_ifname: str | None = None  # the host's end
     proxy_port: int | None = None  # HAProxy reaches the node through the fault proxy here
     toxiproxy_proxy: str | None = None  # the node's proxy on the Toxiproxy server, by name
     toxiproxy_port: int | None = None  # ... where it listens: HAProxy's server entry
+    agent_port: int | None = None  # the lag agent answers HAProxy's agent-check for it here
     restarts: int = 0
 
     @property
@@ -204,6 +219,8 @@ class StackState:
     components: tuple[ComponentState, ...]
     proxy_control_url: str | None = None  # the fault proxy's control API, if it runs
     toxiproxy_url: str | None = None  # the Toxiproxy server holding the nodes' proxies
+    haproxy_policy: str = "roadmap"  # the policy asked for (StackSpec.policy)
+    haproxy_template: str | None = None  # the template that rendered the config that ran
 
     @property
     def nodes(self) -> tuple[ComponentState, ...]:

@@ -10,7 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.stack.model import BACKEND_NAMES, HealthCheck, RestartPolicy, StackSpec
+from harness.stack.model import (
+    BACKEND_NAMES,
+    POLICY_NAMES,
+    HealthCheck,
+    RestartPolicy,
+    StackSpec,
+)
 from harness.stack.nodes import ADAPTERS
 
 _DEFAULT = StackSpec()
@@ -81,6 +87,22 @@ STACK_OPTIONS: tuple[StackOption, ...] = (
         "Your own HAProxy Jinja2 template (see fixtures/haproxy.cfg.j2).",
     ),
     StackOption(
+        "--haproxy-policy",
+        "policy",
+        str,
+        _DEFAULT.policy,
+        "roadmap (the roadmap's haproxy.cfg) or hardened (lag-aware agent check, fast "
+        "checks, retries and redispatch); --haproxy-config overrides both.",
+        choices=POLICY_NAMES,
+    ),
+    StackOption(
+        "--agent-max-lag-blocks",
+        "agent_max_lag_blocks",
+        int,
+        _DEFAULT.agent_max_lag_blocks,
+        "hardened policy: the lag agent takes a node out this many blocks behind the best.",
+    ),
+    StackOption(
         "--frontend-port", "frontend_port", int, None, "Frontend port (default: a free one)."
     ),
     StackOption(
@@ -142,9 +164,9 @@ STACK_OPTIONS: tuple[StackOption, ...] = (
 
 def stack_spec_from_options(values: Mapping[str, Any], *, name: str | None = None) -> StackSpec:
     """The `StackSpec` the options describe (keyed by `StackOption.dest`); an option left
-    out takes its default. ``name`` overrides ``values["name"]``."""
+    out, or given as None, takes its default. ``name`` overrides ``values["name"]``."""
     v = {o.dest: o.default for o in STACK_OPTIONS}
-    v.update({k: val for k, val in values.items() if k in v})
+    v.update({k: val for k, val in values.items() if k in v and val is not None})
     template = v["haproxy_config"]
     return StackSpec(
         name=name or v["name"],
@@ -154,6 +176,8 @@ def stack_spec_from_options(values: Mapping[str, Any], *, name: str | None = Non
         block_time_s=v["block_time"],
         node_args=tuple(v["node_args"] or ()),
         haproxy_template=Path(template) if template else None,
+        policy=v["policy"],
+        agent_max_lag_blocks=v["agent_max_lag_blocks"],
         frontend_port=v["frontend_port"],
         health_check=HealthCheck(v["check_inter_ms"], v["fall"], v["rise"]),
         restart=RestartPolicy(delay_s=v["restart_delay"], backoff=v["restart_backoff"]),

@@ -29,6 +29,8 @@ from harness.stack.model import StackState
 log = logging.getLogger(__name__)
 
 STATE_FILE = "state.json"
+#: A file here named after a component keeps the supervisor from restarting it.
+HOLD_DIR = "hold"
 
 
 def state_root() -> Path:
@@ -152,6 +154,11 @@ def read_state(directory: Path) -> StateFile:
         return StateFile.from_dict(json.loads((directory / STATE_FILE).read_text()))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise StackError(f"cannot read stack state in {directory}: {exc}") from exc
+
+
+def hold_path(stack: StackState, component: str) -> Path:
+    """The file that, while it exists, holds ``component`` of ``stack`` down."""
+    return Path(stack.state_dir) / HOLD_DIR / component
 
 
 def running_stack(name: str) -> StackState:

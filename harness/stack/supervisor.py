@@ -53,6 +53,7 @@ class SupervisedProcess:
         log_path: Path,
         emit: Callable[[ProcessEvent], None],
         env: dict[str, str] | None = None,
+        hold_path: Path | None = None,
     ) -> None:
         self.name = name
         self.argv = list(argv)
@@ -61,6 +62,7 @@ class SupervisedProcess:
         self.restarts = 0
         self._emit = emit
         self._env = env
+        self._hold_path = hold_path
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._proc: subprocess.Popen[bytes] | None = None
@@ -122,6 +124,12 @@ class SupervisedProcess:
                 self._emit(self._event("restart_scheduled", detail=f"in {delay_s:.3f}s"))
             if self._stop.wait(delay_s):
                 return
+            if self.held():
+                detail = "held down by a stop fault until it is undone"
+                self._emit(self._event("restart_scheduled", detail=detail))
+                while self.held():
+                    if self._stop.wait(0.01):
+                        return
             with self._lock:
                 if self._stop.is_set():
                     return
@@ -132,6 +140,11 @@ class SupervisedProcess:
                     return
                 self.restarts += 1
             delay_s = min(delay_s * self.policy.backoff, self.policy.max_delay_s)
+
+    def held(self) -> bool:
+        """True while a fault holds this process down (its hold file exists): the
+        supervisor restarts it only once the file is gone."""
+        return self._hold_path is not None and self._hold_path.exists()
 
     def request_stop(self) -> None:
         """Stop for good: no more restarts, and SIGTERM to the process (SIGCONT first)."""
@@ -179,8 +192,14 @@ def _kill_group(leader_pid: int) -> None:
 class Supervisor:
     """Owns a set of supervised processes; a context manager that stops them all on exit."""
 
-    def __init__(self, log_dir: Path, on_event: Callable[[ProcessEvent], None] | None = None):
+    def __init__(
+        self,
+        log_dir: Path,
+        on_event: Callable[[ProcessEvent], None] | None = None,
+        hold_dir: Path | None = None,
+    ):
         self.log_dir = log_dir
+        self.hold_dir = hold_dir
         self.events: list[ProcessEvent] = []
         self._on_event = on_event
         self._children: dict[str, SupervisedProcess] = {}
@@ -196,8 +215,9 @@ class Supervisor:
         """Start ``argv`` as ``name`` and keep it running according to ``policy``."""
         if name in self._children:
             raise ValueError(f"{name!r} is already supervised")
+        hold = self.hold_dir / name if self.hold_dir is not None else None
         child = SupervisedProcess(
-            name, argv, policy, self.log_dir / f"{name}.log", self._record, env
+            name, argv, policy, self.log_dir / f"{name}.log", self._record, env, hold
         )
         child.start()  # only a child that could be spawned is supervised
         self._children[name] = child

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import os
 import socket
 import subprocess
@@ -55,6 +56,34 @@ def test_stack_up_status_down_round_trip_with_json() -> None:
     assert no_stack_left()
 
 
+def test_a_stack_with_the_fault_proxy_shows_its_status_table_with_the_proxys_health() -> None:
+    up = harness("stack", "up", "--fault-proxy", "--block-time", "0.5")
+    try:
+        assert up.returncode == 0, up.stderr
+        assert "fault-proxy" in up.stdout and "answering" in up.stdout
+        status = harness("stack", "status")
+        assert status.returncode == 0, status.stderr
+        (proxy_row,) = [line for line in status.stdout.splitlines() if "fault-proxy" in line]
+        assert "answering" in proxy_row
+    finally:
+        down = harness("stack", "down")
+    assert down.returncode == 0, down.stderr
+    assert no_stack_left()
+
+
+def test_a_hardened_stack_shows_the_lag_agents_verdict_per_node() -> None:
+    up = harness("stack", "up", "--haproxy-policy", "hardened", "--block-time", "0.5")
+    try:
+        assert up.returncode == 0, up.stderr
+        status = harness("stack", "status")
+        (agent_row,) = [line for line in status.stdout.splitlines() if "lag-agent" in line]
+        assert "node-0 up, node-1 up" in agent_row
+    finally:
+        down = harness("stack", "down")
+    assert down.returncode == 0, down.stderr
+    assert no_stack_left()
+
+
 def test_status_of_a_stack_that_is_not_running_says_how_to_start_one() -> None:
     result = harness("stack", "status")
     assert result.returncode == 1
@@ -83,6 +112,22 @@ def test_taken_port_is_exit_2_and_leaves_nothing_running() -> None:
         result = harness("stack", "up", "--frontend-port", str(port))
     assert result.returncode == 2
     assert f"frontend_port={port}" in result.stderr and "already in use" in result.stderr
+    assert no_stack_left()
+
+
+def test_a_template_that_leaves_a_node_out_of_the_backend_is_refused_before_any_wait(
+    tmp_path: Path,
+) -> None:
+    roadmap = (Path(__file__).parents[2] / "fixtures" / "haproxy.cfg.j2").read_text()
+    only_primary = roadmap.replace("{% for s in servers %}", "{% for s in servers[:1] %}")
+    assert only_primary != roadmap
+    template = tmp_path / "one-server.cfg.j2"
+    template.write_text(only_primary)
+    started = time.monotonic()
+    result = harness("stack", "up", "--haproxy-config", str(template))
+    assert result.returncode == 2, result.stderr
+    assert "no `server` line for node-1" in result.stderr
+    assert time.monotonic() - started < 10, "refused from the rendered config, not a timeout"
     assert no_stack_left()
 
 

@@ -210,3 +210,70 @@ def test_a_fault_on_a_process_that_is_already_dead_is_ineffective() -> None:
     with pytest.raises(FaultIneffective, match="already dead"):
         _identity(zombie)
     child.wait()
+
+
+def test_stop_keeps_a_node_down_past_its_restart_delay_and_undoing_it_restarts_it(
+    stack: LocalStack,
+) -> None:
+    before = stack.state().component("node-1").pid
+    with make_fault("stop", stack, "backup") as fault:
+        time.sleep(1.0)  # five restart delays of 0.2 s
+        assert stack.state().component("node-1").pid is None
+        with pytest.raises(RpcFailure), RpcClient(stack.state().component("node-1").url) as c:
+            c.block_number()
+    after = stack.state().component("node-1").pid
+    assert after is not None and after != before
+    assert fault.record is not None and fault.record.revert_us < 2_000_000
+    held = [e for e in stack.events if e.component == "node-1" and "held down" in e.detail]
+    assert len(held) == 1
+
+
+def test_both_nodes_stopped_answer_503_through_haproxy_until_one_returns(stack: LocalStack) -> None:
+    with make_fault("stop", stack, "all"):
+        time.sleep(0.3)
+        with pytest.raises(RpcFailure) as failure, RpcClient(stack.frontend_url, 5.0) as c:
+            c.block_number()
+        assert failure.value.outcome.value in ("http_503", "http_502")
+    with RpcClient(stack.frontend_url, timeout_s=5.0) as client:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                assert client.block_number() >= 0
+                break
+            except RpcFailure:
+                time.sleep(0.05)
+        else:
+            pytest.fail("the frontend never answered after the stop was undone")
+
+
+def test_a_node_held_down_by_a_killed_harness_is_restarted_by_cleanup() -> None:
+    subprocess.run(["harness", "stack", "up", "--name", "clistop"], capture_output=True, timeout=60)
+    try:
+        proc = subprocess.Popen(
+            ["harness", "fault", "stop", "backup", "--for", "60s", "--name", "clistop"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdout is not None
+        assert "in effect" in proc.stdout.readline()
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        time.sleep(1.0)  # twice the restart delay: still held
+
+        def backup_pid() -> int | None:
+            status = subprocess.run(
+                ["harness", "stack", "status", "--json", "--name", "clistop"],
+                capture_output=True, text=True, timeout=30,
+            )  # fmt: skip
+            doc = json.loads(status.stdout)
+            return next(c["pid"] for c in doc["components"] if c["name"] == "node-1")
+
+        assert backup_pid() is None
+        cleanup = subprocess.run(["harness", "cleanup"], capture_output=True, text=True, timeout=60)
+        assert "removed" in cleanup.stdout and "hold" in cleanup.stdout, cleanup.stdout
+        deadline = time.monotonic() + 10
+        while backup_pid() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert backup_pid() is not None
+    finally:
+        subprocess.run(["harness", "stack", "down", "--name", "clistop"], timeout=60)

@@ -105,3 +105,25 @@ def test_a_knob_given_under_both_names_is_refused() -> None:
         make_fault("slow_close", planned(fault_proxy=True), "primary", delay="5", delay_ms="5")
     assert caught.value.value == "delay"
     assert "not both" in caught.value.fix
+
+
+def test_a_disk_fill_on_nodes_without_a_filesystem_of_their_own_is_refused_at_once() -> None:
+    stack = planned()
+    with pytest.raises(ConfigError) as caught:
+        make_fault("disk", stack, "primary").preflight(stack.state())
+    assert caught.value.field == "data_dir_size_mb"
+    assert "--data-dir-size-mb" in caught.value.fix
+
+
+def test_a_disk_fill_on_nodes_with_a_sized_data_dir_passes_the_preflight() -> None:
+    stack = planned(data_dir_size_mb=64)
+    targets = make_fault("disk", stack, "primary", percent=100).preflight(stack.state())
+    assert [t.data_dir_size_mb for t in targets] == [64]
+
+
+@pytest.mark.parametrize("kind", ["proxy_latency", "reset_peer", "proxy_timeout"])
+def test_a_transport_fault_on_a_planned_stack_with_the_fault_proxy_passes(kind: str) -> None:
+    # A planned stack's ports are all 0: a port given is not a port missing.
+    stack = planned(fault_proxy=True)
+    targets = make_fault(kind, stack, "primary").preflight(stack.state())
+    assert [t.name for t in targets] == ["node-0"]

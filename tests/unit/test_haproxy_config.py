@@ -19,15 +19,18 @@ from hypothesis import strategies as st
 from harness.errors import ConfigError
 from harness.stack.haproxy import (
     DEFAULT_TEMPLATE,
+    HARDENED_TEMPLATE,
+    POLICY_TEMPLATES,
     ServerEntry,
     ServerStatus,
     haproxy_binary,
     parse_show_stat,
     render_config,
+    template_for,
     validate_config,
 )
-from harness.stack.local import free_port
-from harness.stack.model import HealthCheck
+from harness.stack.local import PlannedStack, free_port
+from harness.stack.model import POLICY_NAMES, HealthCheck, StackSpec, StackState
 from harness.stack.nodes import HttpCheck
 
 # `show stat` of HAProxy 2.6.12 for the default template: a frontend, node-0 UP (active),
@@ -370,3 +373,127 @@ def test_a_server_with_a_bad_address_is_rejected_by_haproxy(tmp_path: Path) -> N
     with pytest.raises(ConfigError) as caught:
         validate_config(written(tmp_path, rendered(tmp_path, servers=bad)))
     assert "node-0" in caught.value.fix
+
+
+# --- the hardened policy -----------------------------------------------------------------
+
+
+def hardened(tmp_path: Path, health: HealthCheck | None = None, agents: bool = True) -> str:
+    return rendered(
+        tmp_path,
+        template=HARDENED_TEMPLATE,
+        servers=[
+            ServerEntry(
+                "node-0", "127.0.0.1", 8545, backup=False, agent_port=9001 if agents else None
+            ),
+            ServerEntry(
+                "node-1", "127.0.0.1", 8546, backup=True, agent_port=9002 if agents else None
+            ),
+        ],
+        health=health,
+    )
+
+
+def test_haproxy_accepts_the_rendered_hardened_template(tmp_path: Path) -> None:
+    validate_config(written(tmp_path, hardened(tmp_path)))
+
+
+def test_haproxy_accepts_the_hardened_template_without_an_agent(tmp_path: Path) -> None:
+    text = hardened(tmp_path, agents=False)
+    validate_config(written(tmp_path, text))
+    servers = [line for line in config_lines(text) if line.startswith("server ")]
+    assert servers == ["server node-0 127.0.0.1:8545", "server node-1 127.0.0.1:8546 backup"]
+
+
+def test_hardened_template_asks_the_agent_about_each_server_on_its_own_port(
+    tmp_path: Path,
+) -> None:
+    lines = config_lines(hardened(tmp_path))
+    agent = "agent-check agent-addr 127.0.0.1 agent-port {} agent-inter 250ms"
+    assert f"server node-0 127.0.0.1:8545 {agent.format(9001)}" in lines
+    assert f"server node-1 127.0.0.1:8546 backup {agent.format(9002)}" in lines
+
+
+def test_hardened_template_retries_a_failed_request_on_another_server(tmp_path: Path) -> None:
+    lines = config_lines(hardened(tmp_path))
+    assert "retry-on conn-failure empty-response response-timeout 503" in lines
+    assert "retries 2" in lines
+    assert "option redispatch 1" in lines
+
+
+def test_hardened_template_has_short_timeouts_and_a_long_one_for_traces(tmp_path: Path) -> None:
+    lines = config_lines(hardened(tmp_path))
+    for line in ("timeout connect 500ms", "timeout check 500ms", "timeout server 1500ms"):
+        assert line in lines
+    assert "http-request set-timeout server 10s if { req.body -m sub debug_trace }" in lines
+
+
+@pytest.mark.parametrize(
+    ("health", "expected"),
+    [
+        (
+            HealthCheck(),
+            "inter 2000ms fastinter 250ms downinter 500ms fall 2 rise 2",
+        ),
+        (
+            HealthCheck(inter_ms=100, fall=1, rise=4),
+            "inter 100ms fastinter 100ms downinter 100ms fall 1 rise 4",
+        ),
+        (
+            HealthCheck(inter_ms=400, fall=5, rise=1),
+            "inter 400ms fastinter 250ms downinter 400ms fall 2 rise 1",
+        ),
+    ],
+    ids=["defaults", "fast-inter-single-fall", "fall-capped-at-2"],
+)
+def test_hardened_check_intervals_derive_from_the_stacks_check(
+    tmp_path: Path, health: HealthCheck, expected: str
+) -> None:
+    (line,) = [
+        x for x in config_lines(hardened(tmp_path, health)) if x.startswith("default-server")
+    ]
+    assert line == (
+        f"default-server check {expected} observe layer7 error-limit 3 on-error mark-down"
+    )
+
+
+def test_each_policy_renders_its_own_template_and_a_users_template_wins(tmp_path: Path) -> None:
+    mine = written(tmp_path, "global\n", "mine.cfg.j2")
+    assert template_for("roadmap") == DEFAULT_TEMPLATE
+    assert template_for("hardened") == HARDENED_TEMPLATE
+    assert template_for("hardened", mine) == mine
+    assert set(POLICY_TEMPLATES) == set(POLICY_NAMES)
+
+
+def test_an_unknown_policy_is_a_config_error_naming_the_choices() -> None:
+    with pytest.raises(ConfigError) as caught:
+        StackSpec(policy="paranoid")
+    assert (caught.value.field, caught.value.value) == ("policy", "paranoid")
+    assert caught.value.fix == "choose one of: roadmap, hardened"
+
+
+def test_the_policy_survives_the_specs_round_trip() -> None:
+    spec = StackSpec(policy="hardened", agent_max_lag_blocks=4)
+    assert StackSpec.from_dict(spec.to_dict()) == spec
+
+
+def test_a_state_file_without_the_policy_loads_as_the_roadmaps() -> None:
+    doc = PlannedStack(StackSpec()).state().to_dict()
+    del doc["haproxy_policy"], doc["haproxy_template"]
+    state = StackState.from_dict(doc)
+    assert (state.haproxy_policy, state.haproxy_template) == ("roadmap", None)
+
+
+def test_show_stat_reads_what_the_agent_said() -> None:
+    text = (
+        "# pxname,svname,status,bck,lastchg,check_status,check_duration,type,agent_status,"
+        "last_agt,\n"
+        "b,node-0,DOWN (agent),0,3,L7OK,0,2,L7STS,via agent : down (4 blocks behind best head 9),\n"
+        'b,node-1,UP,1,3,L7OK,0,2,L7OK,"via agent : up (head 9, best 9)",\n'
+        "\n"
+    )
+    node0, node1 = parse_show_stat(text)
+    assert (node0.status, node0.agent_status) == ("DOWN (agent)", "L7STS")
+    assert node0.last_agent == "via agent : down (4 blocks behind best head 9)"
+    assert not node0.up
+    assert (node1.agent_status, node1.last_agent) == ("L7OK", "via agent : up (head 9, best 9)")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import time
 import os
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 import psutil

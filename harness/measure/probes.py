@@ -2,10 +2,11 @@
 few milliseconds, and read HAProxy's view of its servers, so outages, detection and
 recovery are measured rather than guessed.
 
-Each probe target has its own thread with a fixed schedule. A sample's latency is taken
-from its *intended* send time, so a probe that was held up by a stalled previous one
-still counts the stall, and the slots a stall kept the probe from sending are recorded as
-the timeouts they would have been (coordinated omission corrected). Samples are appended to a JSONL
+Each probe target has a fixed schedule and a small pool of senders, one connection each,
+so every probe goes out when it is due even while earlier ones wait: a slow service shows
+as slow, not as down. A sample's latency is taken from its *intended* send time, and the
+slots a stall kept every sender from taking are recorded as the timeouts they would have
+been (coordinated omission corrected). Samples are appended to a JSONL
 file as they come, so a killed run still leaves what it measured.
 """
 
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import queue
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -102,34 +105,55 @@ class Prober:
                 self._out.write(json.dumps({"type": type(item).__name__, **asdict(item)}) + "\n")
 
     def _probe_loop(self, name: str, url: str) -> None:
+        """Due a probe every interval, each sent on time by an idle sender of a small pool
+        (its own connection each): a slow answer delays no later probe, so a slow service
+        is measured as slow, not as down. A slot no sender could take within the timeout
+        (every one held by an unanswered probe: a stall) is recorded as the timeout it
+        would have been, without being sent late (the coordinated-omission correction)."""
         interval_ns = int(self.interval_s * 1e9)
-        timeout_ns = int(self.timeout_s * 1e9)
+        senders = math.ceil(self.timeout_s / self.interval_s) + 2
+        due_slots: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+        pool = [
+            threading.Thread(target=self._send_loop, args=(name, url, due_slots), daemon=True)
+            for _ in range(senders)
+        ]
+        for thread in pool:
+            thread.start()
         due = time.monotonic_ns()
+        while True:
+            pause_s = (due - time.monotonic_ns()) / 1e9
+            if pause_s > 0 and self._stop.wait(pause_s):
+                break
+            if self._stop.is_set():
+                break
+            due_slots.put(due)
+            due += interval_ns
+        for _ in pool:
+            due_slots.put(None)
+        for thread in pool:
+            thread.join(self.timeout_s + 2)
+
+    def _send_loop(self, name: str, url: str, due_slots: queue.SimpleQueue[int | None]) -> None:
+        timeout_ns = int(self.timeout_s * 1e9)
         with RpcClient(url, timeout_s=self.timeout_s) as client:
-            while not self._stop.is_set():
+            while (due := due_slots.get()) is not None:
+                if time.monotonic_ns() - due >= timeout_ns:
+                    # Due while every sender waited on a stalled answer: a client sending
+                    # on time would have timed out.
+                    self._keep(ProbeSample(name, due, timeout_ns / 1000, Outcome.TIMEOUT.value))
+                    continue
                 head: int | None = None
                 try:
                     head = client.block_number()
                     outcome = Outcome.OK.value
                 except RpcFailure as exc:
                     outcome = exc.outcome.value
-                done = time.monotonic_ns()
-                latency_us = (done - due) / 1000
+                latency_us = (time.monotonic_ns() - due) / 1000
                 if outcome == Outcome.OK.value and latency_us > self.timeout_s * 1e6:
                     # Answered, but later than a client sending at the intended time would
                     # have waited: for that client it was a timeout (a stall, not a success).
                     outcome = Outcome.TIMEOUT.value
                 self._keep(ProbeSample(name, due, latency_us, outcome, head))
-                due += interval_ns
-                # Slots this probe's stall kept us from sending, and that are already more
-                # than a timeout in the past, would have timed out: record them so (the
-                # coordinated-omission correction) rather than send them late, one by one.
-                while due + timeout_ns <= done:
-                    self._keep(ProbeSample(name, due, timeout_ns / 1000, Outcome.TIMEOUT.value))
-                    due += interval_ns
-                pause_s = (due - time.monotonic_ns()) / 1e9
-                if pause_s > 0 and self._stop.wait(pause_s):
-                    break
 
     def _haproxy_loop(self, socket_path: str) -> None:
         api = RuntimeApi(socket_path, timeout_s=self.timeout_s)

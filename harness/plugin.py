@@ -41,6 +41,26 @@ MARKERS = {
 }
 
 
+@dataclass(frozen=True)
+class SessionRun:
+    """One run a test made: which test, under which HAProxy policy, and what it found."""
+
+    nodeid: str
+    scenario: str  # the node id without the policy parameter: runs to put side by side
+    policy: str | None
+    result: RunResult
+
+
+def _scenario_and_policy(item: pytest.Item) -> tuple[str, str | None]:
+    callspec = getattr(item, "callspec", None)
+    policy = callspec.params.get("haproxy_policy") if callspec is not None else None
+    if policy is None:
+        return item.nodeid, None
+    base, _, ids = item.nodeid.partition("[")
+    rest = [part for part in ids.rstrip("]").split("-") if part != policy]
+    return base + (f"[{'-'.join(rest)}]" if rest else ""), str(policy)
+
+
 @dataclass
 class _Session:
     """What the plugin keeps for one pytest session (in ``config.stash``)."""
@@ -49,7 +69,7 @@ class _Session:
     reports_dir: Path
     live: list[StackLifecycle] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
-    runs: list[tuple[str, RunResult]] = field(default_factory=list)
+    runs: list[SessionRun] = field(default_factory=list)
     names: Iterator[int] = field(default_factory=itertools.count)
 
 
@@ -257,7 +277,8 @@ def chaos_run(
         if spec.stack.name == session.spec.name:  # the session's stack may be up: its own
             spec = replace(spec, stack=replace(spec.stack, name=f"{spec.stack.name}-run"))
         result = run_experiment(spec, reports_dir)
-        session.runs.append((request.node.nodeid, result))
+        scenario, policy = _scenario_and_policy(request.node)
+        session.runs.append(SessionRun(request.node.nodeid, scenario, policy, result))
         for name, value in junit_properties(result):
             record_property(name, value)
         return result
@@ -278,6 +299,40 @@ def junit_properties(result: RunResult) -> list[tuple[str, str]]:
     return props
 
 
+def _figures(result: RunResult) -> str:
+    r = result.recovery
+
+    def s(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f}"
+
+    return f"{s(r.ttd_s)} / {s(r.outage_s)} / {s(r.mttr_service_s)} / {s(r.mttr_component_s)}"
+
+
+def side_by_side(runs: list[SessionRun]) -> list[str]:
+    """Lines comparing the policies each scenario ran under (TTD / outage / MTTR)."""
+    seen = {r.policy for r in runs if r.policy is not None}
+    policies = [p for p in (*POLICY_NAMES, "custom") if p in seen]
+    by_scenario: dict[str, dict[str, RunResult]] = {}
+    for r in runs:
+        if r.policy is not None:
+            by_scenario.setdefault(r.scenario, {})[r.policy] = r.result
+    compared = {k: v for k, v in by_scenario.items() if len(v) > 1}
+    if not compared:
+        return []
+    width = max(len(k) for k in compared)
+    lines = [
+        "HAProxy policies side by side: TTD / outage / MTTR service / MTTR component (s)",
+        f"  {'scenario':<{width}}  " + "  ".join(f"{p:<27}" for p in policies),
+    ]
+    for scenario, results in compared.items():
+        cells = [
+            (_figures(results[p]) + ("" if results[p].passed else " FAIL")) if p in results else "-"
+            for p in policies
+        ]
+        lines.append(f"  {scenario:<{width}}  " + "  ".join(f"{c:<27}" for c in cells))
+    return lines
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     state = terminalreporter.config.stash.get(_SESSION, None)
     if state is None or not (state.lines or state.runs):
@@ -285,12 +340,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     terminalreporter.section("harness")
     for line in state.lines:
         terminalreporter.write_line(line)
-    for nodeid, result in state.runs:
-        r = result.recovery
-        ttd = "-" if r.ttd_s is None else f"{r.ttd_s:.2f}s"
-        comp = "-" if r.mttr_component_s is None else f"{r.mttr_component_s:.2f}s"
+    for run in state.runs:
         terminalreporter.write_line(
-            f"{'PASS' if result.passed else 'FAIL'} {nodeid}: TTD {ttd}, outage "
-            f"{r.outage_s:.2f}s, MTTR service {r.mttr_service_s:.2f}s, component {comp}  "
-            f"{result.run_dir}/report.html"
+            f"{'PASS' if run.result.passed else 'FAIL'} {run.nodeid}: TTD / outage / MTTR "
+            f"service / component {_figures(run.result)} s  {run.result.run_dir}/report.html"
         )
+    for line in side_by_side(state.runs):
+        terminalreporter.write_line(line)

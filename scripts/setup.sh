@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ANVIL_VERSION=1.7.1
-DEBIAN_PACKAGES=(haproxy nftables stress-ng wrk iproute2 procps psmisc)
+DEBIAN_PACKAGES=(haproxy nftables stress-ng wrk iproute2 procps psmisc chromium)
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -15,14 +15,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import ConfigError
-from harness.report.document import SCHEMA, read_document, result_document
+from harness.report.document import RESULT_FILE, SCHEMA, read_document, result_document
+from harness.report.html import REPORT_FILE, render_html, write_html
 from harness.report.summary import summarize
 from harness.stack.state import write_json_atomic
 
 if TYPE_CHECKING:
     from harness.experiment.result import RunResult
 
-RESULT_FILE = "result.json"
 SUMMARY_FILE = "summary.txt"
 
 
@@ -70,16 +70,20 @@ def write_reports(result: RunResult, run_dir: RunDir) -> dict[str, Any]:
     doc = result_document(result)
     run_dir.write_result(doc)
     run_dir.write_text(SUMMARY_FILE, summarize(doc))
+    write_html(run_dir.path)
     return doc
 
 
 __all__ = [
+    "REPORT_FILE",
     "RESULT_FILE",
     "SCHEMA",
     "SUMMARY_FILE",
     "RunDir",
     "read_document",
+    "render_html",
     "result_document",
     "summarize",
+    "write_html",
     "write_reports",
 ]

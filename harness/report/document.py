@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from harness.stack.steady import SteadyState
 
 SCHEMA = "harness.result/2"
+RESULT_FILE = "result.json"
 Doc = dict[str, Any]
 
 

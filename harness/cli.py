@@ -33,8 +33,10 @@ from harness.faults.registry import fault_class
 from harness.jsonrpc import RpcClient, RpcFailure
 from harness.load.runner import LoadSpec
 from harness.measure import SLO, Safeguard, load_spec_file
+from harness.measure.budget import ErrorBudget
 from harness.proxy.toxiproxy import URL_ENV, ToxiproxyDriver, toxiproxy_url_from_env
-from harness.report import SUMMARY_FILE
+from harness.report import RESULT_FILE, SUMMARY_FILE, read_document, summarize, write_html
+from harness.report.summary import verdict_word
 from harness.stack import daemon
 from harness.stack.haproxy import RuntimeApi
 from harness.stack.model import ComponentState, StackState
@@ -265,6 +267,25 @@ def cleanup() -> None:
 )
 @click.option("--abort-if", "guards", multiple=True, help="e.g. 'error_rate_pct > 90 for 5s'.")
 @click.option("--seed", type=int, default=0)
+@click.option(
+    "--run-name",
+    default="",
+    help="What the run is called in the history (runs of one name are compared); "
+    "default: what it does, e.g. 'kill primary'.",
+)
+@click.option(
+    "--availability-target",
+    type=float,
+    default=99.99,
+    help="Error budget: the availability target (%) the outage is measured against.",
+)
+@click.option(
+    "--cost-per-minute",
+    type=float,
+    default=0.0,
+    help="Error budget: what a minute of downtime costs (0: not priced).",
+)
+@click.option("--currency", default="USD", help="Error budget: the cost's currency.")
 @click.option("--no-load", is_flag=True, help="Probes only, no Locust load.")
 @click.option(
     "--load-at", default="frontend", help="Where the load goes: frontend, primary or node-N."
@@ -318,6 +339,10 @@ def run_cmd(
     slo_file: Path | None,
     guards: tuple[str, ...],
     seed: int,
+    run_name: str,
+    availability_target: float,
+    cost_per_minute: float,
+    currency: str,
     no_load: bool,
     load_at: str,
     load_profile: str,
@@ -368,6 +393,8 @@ def run_cmd(
         safeguards=file_guards + tuple(Safeguard.parse(g) for g in guards),
         load_at=load_at,
         load=None if no_load else load,
+        name=run_name,
+        budget=ErrorBudget(availability_target, cost_per_minute, currency),
     )
     fault_class(fault_kind)  # an unknown type fails before the stack starts
     result = experiment.run(spec, reports_dir)
@@ -387,6 +414,36 @@ def _parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
             raise ConfigError("-p", pair, "write parameters as key=value, e.g. -p percent=30")
         params[key.strip()] = value.strip()
     return params
+
+
+def run_dir_of(run: str, reports_dir: Path) -> Path:
+    """A run named by its directory or by its id under ``reports_dir``; `ConfigError` if
+    neither holds a result.json."""
+    for candidate in (Path(run), reports_dir / run):
+        if (candidate / RESULT_FILE).is_file():
+            return candidate
+    raise ConfigError(
+        "run",
+        run,
+        f"no result.json there nor in {reports_dir / run}: give a run's directory or its id "
+        "(`harness history` lists them)",
+    )
+
+
+@main.command("report", context_settings={"show_default": True})
+@click.argument("run")
+@click.option("--reports-dir", type=click.Path(path_type=Path), default=Path("reports"))
+@handles_errors
+def report_cmd(run: str, reports_dir: Path) -> None:
+    """Render a run's report.html and summary.txt again from its result.json.
+
+    RUN: the run's directory, or its id under --reports-dir.
+    """
+    directory = run_dir_of(run, reports_dir)
+    doc = read_document(directory / RESULT_FILE)
+    (directory / SUMMARY_FILE).write_text(summarize(doc) + "\n")
+    path = write_html(directory)
+    console.print(f"{verdict_word(doc)} {doc['name']}: {path}")
 
 
 @main.command("fault", context_settings={"show_default": True})

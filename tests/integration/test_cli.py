@@ -171,6 +171,7 @@ def test_run_writes_a_result_and_a_summary(tmp_path: Path) -> None:
     result = harness(
         "run", "--reports-dir", str(tmp_path), "--block-time", "0.5",
         "--slo", "outage_s <= 10", "--slo", "mttr_component_s <= 30",
+        "--cost-per-minute", "120", "--currency", "EUR",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr + result.stdout
     (run_dir,) = list(tmp_path.iterdir())
@@ -188,7 +189,30 @@ def test_run_writes_a_result_and_a_summary(tmp_path: Path) -> None:
     # A kill's fault phase lasts milliseconds: its length is shown, not a rate over it.
     (fault_line,) = [line for line in summary.splitlines() if line.startswith("  load fault")]
     assert "req/s" not in fault_line and " ms, errors" in fault_line
+    # The outage, priced: 120 EUR a minute.
+    assert doc["budget"]["cost"] == pytest.approx(doc["measured"]["outage_s"] * 2, rel=1e-6)
+    assert " EUR" in summary
     assert no_stack_left()
+    # Every run writes its report; `harness report` renders it again from result.json.
+    page = run_dir / "report.html"
+    assert page.stat().st_size > 10_000
+    page.unlink()
+    again = harness("report", run_dir.name, "--reports-dir", str(tmp_path))
+    assert again.returncode == 0, again.stderr
+    assert page.is_file() and "PASS" in again.stdout
+
+
+def test_report_of_a_run_that_does_not_exist_or_is_corrupt_is_exit_2(tmp_path: Path) -> None:
+    missing = harness("report", "20990101-000000-abcdef", "--reports-dir", str(tmp_path))
+    assert missing.returncode == 2
+    assert "harness history" in missing.stderr and "Traceback" not in missing.stderr
+    broken = tmp_path / "broken-run"
+    broken.mkdir()
+    (broken / "result.json").write_text('{"schema": "harness.result/2", "run_id": ')
+    corrupt = harness("report", str(broken))
+    assert corrupt.returncode == 2
+    assert "not valid JSON" in corrupt.stderr
+    assert not (broken / "report.html").exists()
 
 
 def test_load_at_a_backup_node_sees_no_error_while_the_frontend_loses_the_killed_primary(

@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from harness import ExperimentSpec, LoadSpec, RunResult, Safeguard, StackSpec, run_experiment
+from harness import (
+    EpisodeSpec,
+    ExperimentSpec,
+    LoadSpec,
+    RunResult,
+    Safeguard,
+    StackSpec,
+    run_experiment,
+)
 from harness.errors import ConfigError
 from harness.measure import SLO
 from harness.stack import HealthCheck, RestartPolicy
@@ -153,3 +161,31 @@ def test_a_broken_slo_fails_a_scenario_with_one_line_saying_which(tmp_path: Path
     message = str(failure.value)
     assert message.startswith("outage_s <= 0 broken: measured ")
     assert "mttr_component_s" not in message
+
+
+def test_a_run_of_several_episodes_judges_each_on_one_stack_and_one_load(tmp_path: Path) -> None:
+    spec = ExperimentSpec(
+        stack=StackSpec(block_time_s=0.5, restart=RestartPolicy(delay_s=0.3)),
+        episodes=(
+            EpisodeSpec("pause", "backup", hold_s=0.5, baseline_s=0.5, settle_s=0.3),
+            EpisodeSpec("kill", "primary", baseline_s=0.5, settle_s=0.3),
+        ),
+        load=LoadSpec(profile="light", rate_per_s=50, users=4, workers=1),
+        slos=(SLO.parse("outage_s <= 10"), SLO.parse("mttr_component_s <= 30")),
+    )
+    result = run_experiment(spec, tmp_path)
+    assert [e.fault.kind for e in result.episodes] == ["pause", "kill"]
+    first, second = result.episodes
+    assert first.end_ns <= second.start_ns, "episodes follow each other"
+    # Each episode's load phases are its own, named as a scenario's are.
+    assert [p.phase for p in second.load] == ["baseline", "fault", "recovery"]
+    assert sum(p.requests for e in result.episodes for p in e.load) > 50
+    # Between episodes the stack is back in its steady state.
+    assert first.steady_after is not None and first.steady_after.ok
+    # The run's figure is the worst episode's.
+    worst = max(e.measured["mttr_component_s"] or 0 for e in result.episodes)
+    assert result.measured["mttr_component_s"] == worst
+    doc = json.loads((Path(result.run_dir) / "result.json").read_text())
+    assert [e["label"] for e in doc["episodes"]] == ["pause backup", "kill primary"]
+    assert [v["episode"] for v in doc["slos"]] == [0, 0, 1, 1]
+    assert result.passed, result.failures()

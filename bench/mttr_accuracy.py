@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 
 from harness.faults import Pause
-from harness.measure import Prober, recovery
+from harness.measure import Prober
+from harness.measure.recovery import recovery
 from harness.stack import LocalStack, StackSpec
 
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"

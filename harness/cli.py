@@ -6,9 +6,11 @@ Errors a person can act on print one line and exit 2 (bad input) or 1 (anything 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
+import os
 import signal
 import socket
 import sys
@@ -36,6 +38,9 @@ from harness.measure import SLO, Safeguard, load_spec_file
 from harness.measure.budget import ErrorBudget
 from harness.proxy.toxiproxy import URL_ENV, ToxiproxyDriver, toxiproxy_url_from_env
 from harness.report import RESULT_FILE, SUMMARY_FILE, read_document, summarize, write_html
+from harness.report.compare import compare, tolerances
+from harness.report.history import History
+from harness.report.junit import write_junit
 from harness.report.summary import verdict_word
 from harness.stack import daemon
 from harness.stack.haproxy import RuntimeApi
@@ -286,6 +291,12 @@ def cleanup() -> None:
     help="Error budget: what a minute of downtime costs (0: not priced).",
 )
 @click.option("--currency", default="USD", help="Error budget: the cost's currency.")
+@click.option(
+    "--junit",
+    "junit_path",
+    type=click.Path(path_type=Path),
+    help="Also write the verdicts as JUnit XML here (a test case per SLO).",
+)
 @click.option("--no-load", is_flag=True, help="Probes only, no Locust load.")
 @click.option(
     "--load-at", default="frontend", help="Where the load goes: frontend, primary or node-N."
@@ -343,6 +354,7 @@ def run_cmd(
     availability_target: float,
     cost_per_minute: float,
     currency: str,
+    junit_path: Path | None,
     no_load: bool,
     load_at: str,
     load_profile: str,
@@ -397,9 +409,20 @@ def run_cmd(
         budget=ErrorBudget(availability_target, cost_per_minute, currency),
     )
     fault_class(fault_kind)  # an unknown type fails before the stack starts
+    if junit_path is not None:
+        _writable(junit_path, "--junit")
     result = experiment.run(spec, reports_dir)
+    if junit_path is not None:
+        write_junit(read_document(Path(result.run_dir) / RESULT_FILE), junit_path)
     click.echo((Path(result.run_dir) / SUMMARY_FILE).read_text(), nl=False)
     sys.exit(0 if result.passed else 1)
+
+
+def _writable(path: Path, field: str) -> None:
+    """`ConfigError` now, rather than after the run, if ``path`` cannot be written."""
+    directory = path.parent if str(path.parent) else Path(".")
+    if path.is_dir() or not directory.is_dir() or not os.access(directory, os.W_OK):
+        raise ConfigError(field, str(path), "give a file path in a writable, existing directory")
 
 
 def _duration_or_zero(text: str, field: str) -> float:
@@ -444,6 +467,96 @@ def report_cmd(run: str, reports_dir: Path) -> None:
     (directory / SUMMARY_FILE).write_text(summarize(doc) + "\n")
     path = write_html(directory)
     console.print(f"{verdict_word(doc)} {doc['name']}: {path}")
+
+
+@main.command("history", context_settings={"show_default": True})
+@click.option("--reports-dir", type=click.Path(path_type=Path), default=Path("reports"))
+@click.option("--name", "run_name", help="Only runs of this name (a scenario's, say).")
+@click.option("--limit", type=click.IntRange(1, 100_000), default=20)
+@click.option("--json", "as_json", is_flag=True)
+@handles_errors
+def history_cmd(reports_dir: Path, run_name: str | None, limit: int, as_json: bool) -> None:
+    """The runs recorded in <reports-dir>/history.sqlite, newest first."""
+    with History.in_reports(reports_dir, create=False) as history:
+        runs = history.runs(run_name, limit)
+        baselines = {r.name: history.baseline(r.name) for r in runs}
+    if as_json:
+        click.echo(json.dumps([dataclasses.asdict(r) for r in runs], indent=2))
+        return
+    table = Table(title=f"runs in {reports_dir / 'history.sqlite'}")
+    for column in ("run", "started", "name", "verdict", "s", "template", "baseline"):
+        table.add_column(column)
+    for r in runs:
+        pinned = baselines.get(r.name)
+        table.add_row(
+            r.run_id,
+            r.started_at,
+            r.name,
+            "PASS" if r.passed else ("ABORTED" if r.aborted else "FAIL"),
+            f"{r.duration_s:.1f}" if r.duration_s is not None else "",
+            r.template_fingerprint or "",
+            "yes" if pinned is not None and pinned.run.run_id == r.run_id else "",
+        )
+    console.print(table)
+
+
+@main.command("compare", context_settings={"show_default": True})
+@click.argument("run", default="latest")
+@click.option(
+    "--against",
+    default="previous",
+    help="previous (the last earlier run of the same name), baseline, or a run id.",
+)
+@click.option(
+    "--tolerance",
+    "tolerance_texts",
+    multiple=True,
+    help="How much worse a metric may get: 'p99_ms=25%', 'outage_s=0.5s', 'mttr_*=30%,1s'.",
+)
+@click.option("--reports-dir", type=click.Path(path_type=Path), default=Path("reports"))
+@click.option("--all", "every", is_flag=True, help="Show every metric, not only the gated ones.")
+@click.option("--json", "as_json", is_flag=True)
+@handles_errors
+def compare_cmd(
+    run: str,
+    against: str,
+    tolerance_texts: tuple[str, ...],
+    reports_dir: Path,
+    every: bool,
+    as_json: bool,
+) -> None:
+    """Compare RUN (default: the latest) with an earlier run; exit 1 on a regression.
+
+    Regressions are flagged for the outage, both MTTRs and every p99 beyond a tolerance
+    (by default 20% and at least 0.25 s or 2 ms): a CI gate after a scenario run.
+    """
+    gates = tolerances(tolerance_texts)  # bad input fails before the history is opened
+    with History.in_reports(reports_dir, create=False) as history:
+        current = history.latest() if run == "latest" else history.run(run)
+        reference = history.reference(current.run.run_id, against)
+    comparison = compare(current, reference, gates)
+    if as_json:
+        click.echo(json.dumps(comparison.to_dict(), indent=2))
+    else:
+        for line in comparison.lines(every=every):
+            console.print(line)
+    sys.exit(1 if comparison.regressed else 0)
+
+
+@main.group()
+def baseline() -> None:
+    """Pin the run later runs of the same name are compared with."""
+
+
+@baseline.command("set", context_settings={"show_default": True})
+@click.argument("run")
+@click.option("--reports-dir", type=click.Path(path_type=Path), default=Path("reports"))
+@handles_errors
+def baseline_set(run: str, reports_dir: Path) -> None:
+    """Make RUN the baseline of its name (`harness compare --against baseline`)."""
+    with History.in_reports(reports_dir, create=False) as history:
+        pinned = history.set_baseline(run)
+    console.print(f"baseline of {pinned.name!r}: {pinned.run_id} ({pinned.started_at})")
 
 
 @main.command("fault", context_settings={"show_default": True})

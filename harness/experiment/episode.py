@@ -17,10 +17,10 @@ from harness.experiment.live import LiveRun, Observations
 from harness.experiment.spec import EpisodeSpec
 from harness.faults import Fault, FaultRecord
 from harness.measure import FRONTEND, SLO, Phase, PhaseStats, Recovery, evaluate, phase_stats
-from harness.measure import recovery as measure_recovery
 from harness.measure.head_lag import LagPoint, worst
 from harness.measure.metrics import PHASES, Measured, derive
 from harness.measure.recorder import LoadPhase
+from harness.measure.recovery import recovery as measure_recovery
 from harness.measure.slo import SLOResult
 from harness.stack.model import StackState
 from harness.stack.steady import (

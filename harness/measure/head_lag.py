@@ -14,7 +14,7 @@ import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from harness.measure.probes import FRONTEND, ProbeSample
+from harness.measure.samples import FRONTEND, ProbeSample
 
 WINDOW_NS = 250_000_000
 

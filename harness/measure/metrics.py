@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from harness.measure.probes import FRONTEND
 from harness.measure.recorder import LoadPhase, Percentiles
 from harness.measure.recovery import PhaseStats, Recovery
+from harness.measure.samples import FRONTEND
 
 Better = Literal["lower", "higher"]
 

@@ -18,38 +18,16 @@ import math
 import queue
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import IO
 
 from harness.jsonrpc import Outcome, RpcClient, RpcFailure
+from harness.measure.samples import FRONTEND, ProbeSample, ServerTransition
 from harness.stack.haproxy import RuntimeApi
 from harness.stack.model import Stack
 
 log = logging.getLogger(__name__)
-
-FRONTEND = "frontend"
-
-
-@dataclass(frozen=True)
-class ProbeSample:
-    """One probe: when it was due, how long until it was answered, and how."""
-
-    target: str  # "frontend" or a node name
-    intended_ns: int  # time.monotonic_ns() the probe was scheduled for
-    latency_us: float  # from intended_ns to the answer (or the failure)
-    outcome: str  # an Outcome value
-    head: int | None = None
-
-
-@dataclass(frozen=True)
-class ServerTransition:
-    """HAProxy changed its mind about a server (seen by polling the runtime API)."""
-
-    t_ns: int
-    server: str
-    status: str
-    check_status: str
 
 
 class Prober:

@@ -18,7 +18,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from harness.measure.probes import FRONTEND, ProbeSample, ServerTransition
+from harness.measure.samples import FRONTEND, ProbeSample, ServerTransition
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ Files are written atomically, so a reader (or a killed run) never sees half a re
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import time
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.errors import ConfigError
 from harness.report.document import RESULT_FILE, SCHEMA, read_document, result_document
+from harness.report.history import History
 from harness.report.html import REPORT_FILE, render_html, write_html
 from harness.report.summary import summarize
 from harness.stack.state import write_json_atomic
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
     from harness.experiment.result import RunResult
 
 SUMMARY_FILE = "summary.txt"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,13 @@ def write_reports(result: RunResult, run_dir: RunDir) -> dict[str, Any]:
     run_dir.write_result(doc)
     run_dir.write_text(SUMMARY_FILE, summarize(doc))
     write_html(run_dir.path)
+    # The history is a memory of runs, not part of this one: a locked or damaged history
+    # file is said loudly, and leaves the run's own verdict and reports as they are.
+    try:
+        with History.in_reports(run_dir.path.parent) as history:
+            history.record(doc, run_dir.path / RESULT_FILE)
+    except ConfigError as exc:
+        log.warning("run %s not recorded in the history: %s", run_dir.run_id, exc)
     return doc
 
 
@@ -79,6 +89,7 @@ __all__ = [
     "RESULT_FILE",
     "SCHEMA",
     "SUMMARY_FILE",
+    "History",
     "RunDir",
     "read_document",
     "render_html",

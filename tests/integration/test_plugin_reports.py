@@ -9,7 +9,7 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
-SCENARIO = '''
+SCENARIO = """
 from harness import SLO, ChaosRun, ExperimentSpec, StackSpec, with_policy
 from dataclasses import replace
 
@@ -23,7 +23,7 @@ def test_kill(stack_spec: StackSpec, haproxy_policy: str, chaos_run: ChaosRun) -
         slos=(SLO.parse("outage_s <= 10"), SLO.parse("mttr_component_s <= 30")),
     )
     chaos_run(spec).assert_passed()
-'''
+"""
 
 
 def test_a_scenario_runs_under_both_policies_with_its_figures_in_junit_and_side_by_side(

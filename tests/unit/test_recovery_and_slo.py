@@ -19,9 +19,9 @@ from harness.measure import (
     evaluate,
     load_spec_file,
     phase_stats,
-    recovery,
 )
 from harness.measure.recorder import Second
+from harness.measure.recovery import recovery
 
 MS = 1_000_000  # ns
 

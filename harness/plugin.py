@@ -28,6 +28,8 @@ from harness.errors import ConfigError, HarnessError
 from harness.experiment import ExperimentSpec, RunResult
 from harness.experiment import run as run_experiment
 from harness.faults import Fault, make_fault
+from harness.report import RESULT_FILE, read_document
+from harness.report.suite import SuiteEntry, write_suite
 from harness.stack.backends import open_stack
 from harness.stack.model import POLICY_NAMES, StackLifecycle, StackSpec
 from harness.stack.options import STACK_OPTIONS, stack_spec_from_options
@@ -70,6 +72,7 @@ class _Session:
     live: list[StackLifecycle] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
     runs: list[SessionRun] = field(default_factory=list)
+    outcomes: dict[str, str] = field(default_factory=dict)  # nodeid -> pytest's outcome
     names: Iterator[int] = field(default_factory=itertools.count)
 
 
@@ -143,6 +146,23 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Keep each test's outcome (an xfail is an expected breach) for the suite's page."""
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
+    if report.when != "call" and not (report.when == "setup" and report.failed):
+        return
+    state = item.config.stash.get(_SESSION, None)
+    if state is None:
+        return
+    if hasattr(report, "wasxfail"):
+        word = "xpassed" if report.passed else "xfailed"
+    else:
+        word = "error" if report.when == "setup" else report.outcome
+    state.outcomes[item.nodeid] = word
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -357,3 +377,15 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         )
     for line in side_by_side(state.runs):
         terminalreporter.write_line(line)
+    if state.runs:
+        entries = [
+            SuiteEntry(
+                r.nodeid,
+                r.scenario,
+                r.policy,
+                state.outcomes.get(r.nodeid, "unknown"),
+                read_document(Path(r.result.run_dir) / RESULT_FILE),
+            )
+            for r in state.runs
+        ]
+        terminalreporter.write_line(f"suite report: {write_suite(entries, state.reports_dir)}")

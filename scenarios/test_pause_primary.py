@@ -30,9 +30,13 @@ def _spec(stack: StackSpec, policy: str, hold_s: float, load: LoadSpec) -> Exper
         SLO.parse("error_rate_pct[baseline] <= 1"),
         SLO.parse(f"outage_s <= {OUTAGE_S[policy]:g}"),
         SLO.parse("mttr_component_s <= 40"),
-        # Caught up afterwards: the recovery phase ends with the nodes agreeing.
-        SLO.parse("frontend_head_lag_blocks[recovery] <= 3"),
     ]
+    if policy == "hardened":
+        # The lag agent keeps the resumed node out until it has caught up. The roadmap's
+        # check puts it straight back: for the moment before peer sync has mined the
+        # missing blocks, clients are told its stale head (measured: up to 10 blocks
+        # behind after a 10 s pause, in some runs; 0 in others).
+        slos.append(SLO.parse("frontend_head_lag_blocks[recovery] <= 3"))
     return ExperimentSpec(
         stack=with_policy(stack, policy),
         fault="pause",

@@ -130,7 +130,7 @@ def test_a_remote_worker_started_from_the_written_script_sends_its_samples_to_th
     assert len(remote_lines) > 20, (tmp_path / "remote-worker.log").read_text()
     delivered = {(s.intended_ns, s.method) for s in got}
     for line in remote_lines:
-        intended, _, method, _ = line.split(" ")
+        intended, _, method = line.split(" ")[:3]  # an eth_blockNumber line adds its head
         assert (int(intended), method) in delivered
     assert run.sample_count == len(got)
     assert not any(elsewhere.iterdir()), "the remote worker wrote files where it ran"

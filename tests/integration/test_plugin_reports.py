@@ -3,6 +3,7 @@ properties, and the policies side by side in the terminal summary."""
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -53,3 +54,10 @@ def test_a_scenario_runs_under_both_policies_with_its_figures_in_junit_and_side_
     row = lines[header + 2]
     assert row.split()[0] == "test_scenario.py::test_kill"
     assert row.count("/") == 6, row  # two policies' four figures
+    # And one page for the session, each run linked to its own report.
+    (suite,) = (pytester.path / "reports").glob("suite-*.html")
+    page = suite.read_text()
+    assert "HAProxy policies side by side" in page
+    assert page.count("<td>PASSED</td>") == 4  # twice in the runs, twice side by side
+    links = re.findall(r"href='([^']+)'", page)
+    assert len(links) == 2 and all((suite.parent / link).is_file() for link in links)

@@ -312,7 +312,7 @@ def test_harness_run_with_toxiproxy_records_the_mechanism_in_result_json(
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr + result.stdout
-    (run_dir,) = list(tmp_path.iterdir())
+    (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     fault = json.loads((run_dir / "result.json").read_text())["episodes"][0]["fault"]
     assert (fault["kind"], fault["mechanism"]) == ("proxy_latency", "toxiproxy")
     assert ours(toxiproxy_url, "default") == {}

@@ -263,6 +263,9 @@ def cleanup() -> None:
 @click.option("--baseline", default="3s", help="Probing before the fault.")
 @click.option("--hold", default="0s", help="How long the fault holds (0 for a kill).")
 @click.option("--settle", default="2s", help="Probing after recovery.")
+@click.option(
+    "--recovery-timeout", default="30s", help="How long recovery may take before it is judged."
+)
 @click.option("--probe-interval-ms", type=float, default=20.0)
 @click.option("--slo", "slos", multiple=True, help="An SLO, e.g. 'outage_s <= 5' (repeat).")
 @click.option(
@@ -345,6 +348,7 @@ def run_cmd(
     baseline: str,
     hold: str,
     settle: str,
+    recovery_timeout: str,
     probe_interval_ms: float,
     slos: tuple[str, ...],
     slo_file: Path | None,
@@ -400,6 +404,7 @@ def run_cmd(
         baseline_s=_duration_or_zero(baseline, "--baseline"),
         hold_s=_duration_or_zero(hold, "--hold"),
         settle_s=_duration_or_zero(settle, "--settle"),
+        recovery_timeout_s=parse_duration_s(recovery_timeout, "--recovery-timeout"),
         probe_interval_s=probe_interval_ms / 1000,
         slos=file_slos + tuple(SLO.parse(s) for s in slos) or experiment.DEFAULT_SLOS,
         safeguards=file_guards + tuple(Safeguard.parse(g) for g in guards),

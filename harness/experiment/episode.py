@@ -46,6 +46,7 @@ class EpisodeWindow:
     faulted: tuple[str, ...]
     aborted: str | None
     steady_after: SteadyState | None
+    steady_wait_s: float  # how long the next episode waited for the steady state
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,8 @@ class EpisodeResult:
     slos: tuple[SLOResult, ...]
     aborted: str | None
     steady_after: SteadyState | None
+    steady_wait_s: float = 0.0
+    command: tuple[str, ...] = ()  # the `harness run` that repeats this episode alone
 
     @property
     def passed(self) -> bool:
@@ -100,30 +103,36 @@ def run_episode(
     recorder = live.recorder
     start_ns = time.monotonic_ns()
     recorder.begin_phase(phase_label(index, "baseline"), start_ns)
+    live.mark(index, "baseline", spec.label)
     live.sleep(spec.baseline_s)
     recorder.begin_phase(phase_label(index, "fault"), time.monotonic_ns())
+    live.mark(index, "fault", spec.label)
     with fault:
         live.sleep(spec.hold_s)
     record = fault.record
     assert record is not None
     recorder.begin_phase(phase_label(index, "recovery"), record.reverted_ns)
+    live.mark(index, "recovery", spec.label)
     faulted = probed_as(live.stack.state(), record.targets)
     _wait_for_recovery(live, record.effective_ns, faulted, spec.recovery_timeout_s)
     live.sleep(spec.settle_s)
     after = None
+    waited_from = time.monotonic()
     if steady is not None and not live.aborted:
+        live.mark(index, "steady", spec.label)
         try:
             after = wait_for_steady_state(live.stack, steady, timeout_s=30)
         except HarnessError as exc:
             after = check_steady_state(live.stack, steady)
             log.warning("steady state not restored after episode %d: %s", index, exc)
+    waited_s = round(time.monotonic() - waited_from, 3) if after is not None else 0.0
     end_ns = time.monotonic_ns()
     phases = (
         Phase("baseline", start_ns, record.requested_ns),
         Phase("fault", record.requested_ns, record.reverted_ns),
         Phase("recovery", record.reverted_ns, end_ns),
     )
-    return EpisodeWindow(index, spec, record, phases, tuple(faulted), live.reason, after)
+    return EpisodeWindow(index, spec, record, phases, tuple(faulted), live.reason, after, waited_s)
 
 
 def _wait_for_recovery(live: LiveRun, fault_ns: int, faulted: list[str], timeout_s: float) -> None:
@@ -185,4 +194,5 @@ def judge_episode(
         slos=tuple(evaluate(slos, measured)),
         aborted=window.aborted,
         steady_after=window.steady_after,
+        steady_wait_s=window.steady_wait_s,
     )

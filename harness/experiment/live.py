@@ -12,6 +12,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from harness.experiment.spec import ExperimentSpec
 from harness.load.runner import LoadRun, accounts_needed
 from harness.load.workload import prepare_chain
 from harness.measure import Prober, ProbeSample, ServerTransition
-from harness.measure.recorder import LoadSummary, Recorder
+from harness.measure.recorder import LoadSummary, RecentLoad, Recorder
 from harness.stack.model import Stack, StackState
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,44 @@ class LoadInfo:
 
 
 @dataclass(frozen=True)
+class Progress:
+    """Where a run is, for a live view: the episode, its phase, what has been judged so far
+    (provisionally: the final verdict comes with the whole run's samples), and the load's
+    last ten seconds."""
+
+    elapsed_s: float
+    episode: int | None  # 0-based index of the episode under way
+    episodes: int
+    phase: str  # starting, baseline, fault, recovery, steady, done
+    fault: str
+    done: int
+    failed: int
+    recent: RecentLoad | None
+    aborted: str | None
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+class StopRequest:
+    """A request to end a run early, from outside it (a signal handler): set it, and the
+    run's watcher stops the run within a quarter of a second, as a safeguard would."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+        self._event = threading.Event()
+
+    def ask(self, reason: str) -> None:
+        """Safe from a signal handler: it only records and sets."""
+        if self.reason is None:
+            self.reason = reason
+        self._event.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+
+@dataclass(frozen=True)
 class Observations:
     """Everything the instruments saw, once they stopped."""
 
@@ -52,10 +91,22 @@ class Observations:
 class LiveRun:
     """Probes, load and safeguards over a stack, for the duration of a ``with`` block."""
 
-    def __init__(self, stack: Stack, spec: ExperimentSpec, run_dir: Path) -> None:
+    def __init__(
+        self,
+        stack: Stack,
+        spec: ExperimentSpec,
+        run_dir: Path,
+        progress: ProgressCallback | None = None,
+        stop: StopRequest | None = None,
+    ) -> None:
         self.stack = stack
         self.spec = spec
         self.run_dir = run_dir
+        self._progress = progress
+        self._stop_request = stop
+        self._where: tuple[int | None, str, str] = (None, "starting", "")
+        self.done = 0
+        self.failed = 0
         self.recorder = Recorder()
         self.abort = threading.Event()
         self.reason: str | None = None
@@ -87,10 +138,9 @@ class LiveRun:
             )
             if self._load is not None:
                 self._exit.enter_context(self._load)
-            if self.spec.safeguards:
-                self._watcher.start()
-                self._exit.callback(self._done.set)
             self.origin_ns = time.monotonic_ns()
+            self._watcher.start()
+            self._exit.callback(self._done.set)
             self._exit = self._exit.pop_all()
         return self
 
@@ -122,22 +172,88 @@ class LiveRun:
         return self._observations
 
     def sleep(self, seconds: float) -> None:
-        """Wait ``seconds``, or less if a safeguard trips meanwhile."""
+        """Wait ``seconds``, or less if a safeguard trips (or a stop is asked) meanwhile."""
         self.abort.wait(seconds)
 
     @property
     def aborted(self) -> bool:
         return self.abort.is_set()
 
+    def request_stop(self, reason: str) -> None:
+        """End the run early, as a safeguard would: the fault in effect is reverted by its
+        own ``with`` block, no further episode starts, and the report is written."""
+        if not self.abort.is_set():
+            self.reason = reason
+            log.warning("ending the run: %s", reason)
+            self.abort.set()
+
+    def mark(self, episode: int | None, phase: str, fault: str = "") -> None:
+        """Where the run is now (for the live view)."""
+        self._where = (episode, phase, fault)
+        self._report()
+
+    def judged(self, passed: bool) -> None:
+        """One more episode over, provisionally judged."""
+        self.done += 1
+        self.failed += not passed
+        self._report()
+
+    def snapshot(self) -> Observations:
+        """What the instruments saw so far, while the run goes on: for provisional verdicts."""
+        assert self.prober is not None
+        now = time.monotonic_ns()
+        samples, transitions = self.prober.snapshot()
+        load = None
+        if self._load is not None:
+            run = self._load
+            load = LoadInfo(
+                run.target_url, run.sample_count, 0.0, {}, str(run.samples_dir),
+                self.recorder.summary(now),
+            )  # fmt: skip
+        return Observations(
+            self.origin_ns, now, tuple(samples), tuple(transitions), load, self.reason
+        )
+
+    def progress(self) -> Progress:
+        episode, phase, fault = self._where
+        recent = self.recorder.recent(time.monotonic_ns()) if self._load is not None else None
+        return Progress(
+            elapsed_s=(time.monotonic_ns() - self.origin_ns) / 1e9 if self.origin_ns else 0.0,
+            episode=episode,
+            episodes=len(self.spec.episodes),
+            phase=phase,
+            fault=fault,
+            done=self.done,
+            failed=self.failed,
+            recent=recent,
+            aborted=self.reason,
+        )
+
+    def _report(self) -> None:
+        if self._progress is None:
+            return
+        try:
+            self._progress(self.progress())
+        except Exception:  # a live view must never break the run it shows
+            log.exception("the progress callback failed")
+
     def _watch(self) -> None:
+        """Safeguards, four times a second; the live view, once a second."""
+        ticks = 0
         while not self._done.wait(0.25):
+            ticks += 1
+            if ticks % 4 == 0:
+                self._report()
+            if self.abort.is_set():
+                continue
+            if self._stop_request is not None and self._stop_request.is_set():
+                self.request_stop(self._stop_request.reason or "stopped")
+                continue
             timeline = self.recorder.answered_timeline()
             for guard in self.spec.safeguards:
                 if guard.breached(timeline):
-                    self.reason = f"safeguard tripped: {guard}"
-                    log.warning("aborting the run: %s", self.reason)
-                    self.abort.set()
-                    return
+                    self.request_stop(f"safeguard tripped: {guard}")
+                    break
 
 
 def load_url(load_at: str, state: StackState) -> str:

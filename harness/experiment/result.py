@@ -7,6 +7,7 @@ steady state held before the first and after the last.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -32,6 +33,44 @@ class ProbeWindow:
     probes: int
     failed: int
     max_latency_us: float
+
+
+@dataclass(frozen=True)
+class Spread:
+    """The median and worst of a figure over episodes (None: never measured in any)."""
+
+    median: float | None
+    worst: float | None
+    unmeasured: int  # episodes where it was never measured (a component that never came back)
+
+    @classmethod
+    def of(cls, values: list[float | None]) -> Spread:
+        known = [v for v in values if v is not None]
+        median = statistics.median(known) if known else None
+        return cls(median, max(known) if known else None, len(values) - len(known))
+
+
+@dataclass(frozen=True)
+class FaultKindFigures:
+    """How the stack fared under one kind of fault, over every episode of that kind."""
+
+    kind: str
+    episodes: int
+    failed: int
+    outage_s: Spread
+    mttr_service_s: Spread
+    mttr_component_s: Spread
+
+    @classmethod
+    def of(cls, kind: str, episodes: list[EpisodeResult]) -> FaultKindFigures:
+        return cls(
+            kind,
+            len(episodes),
+            sum(not e.passed for e in episodes),
+            Spread.of([e.recovery.outage_s for e in episodes]),
+            Spread.of([e.recovery.mttr_service_s for e in episodes]),
+            Spread.of([e.recovery.mttr_component_s for e in episodes]),
+        )
 
 
 @dataclass(frozen=True)
@@ -64,6 +103,10 @@ class RunResult:
     reaped: tuple[str, ...]
     template_fingerprint: str
     stack_fingerprint: str
+    # Episodes of the spec that did not run (index, why): a stop, an abort, a deadline.
+    skipped: tuple[tuple[int, str], ...] = ()
+    # How to run it all again: a scenario's one episode, or `harness gameday --replay`.
+    replay_command: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -114,6 +157,13 @@ class RunResult:
                 if known is None or (value > known if lower else value < known):
                     worst[key] = value
         return worst
+
+    def by_fault_kind(self) -> dict[str, FaultKindFigures]:
+        """Outage and MTTR per fault kind over the episodes: median and worst."""
+        kinds: dict[str, list[EpisodeResult]] = {}
+        for e in self.episodes:
+            kinds.setdefault(e.fault.kind, []).append(e)
+        return {kind: FaultKindFigures.of(kind, found) for kind, found in sorted(kinds.items())}
 
     def seconds(self, t_ns: int) -> float:
         """``t_ns`` as seconds since the run's origin."""

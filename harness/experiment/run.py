@@ -15,12 +15,15 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from harness.cleanup import cleanup_leftovers
 from harness.errors import HarnessError
-from harness.experiment.episode import EpisodeWindow, judge_episode, run_episode
-from harness.experiment.live import LiveRun
+from harness.experiment.command import episode_command
+from harness.experiment.episode import EpisodeResult, EpisodeWindow, judge_episode, run_episode
+from harness.experiment.live import LiveRun, Observations, ProgressCallback, StopRequest
 from harness.experiment.result import RunResult, probe_windows
 from harness.experiment.spec import ExperimentSpec
 from harness.faults import Fault, make_fault
@@ -37,25 +40,59 @@ from harness.stack.steady import check_steady_state, wait_for_steady_state
 log = logging.getLogger(__name__)
 
 
-def run(spec: ExperimentSpec, reports_dir: Path) -> RunResult:
+# What an episode needs beyond its baseline, hold and settle, when planning whether it still
+# fits before a deadline: a typical recovery and steady-state check.
+EXPECTED_RECOVERY_S = 5.0
+
+
+def run(
+    spec: ExperimentSpec,
+    reports_dir: Path,
+    *,
+    progress: ProgressCallback | None = None,
+    stop: StopRequest | None = None,
+    deadline_s: float | None = None,
+    prepare: Callable[[Path], None] | None = None,
+) -> RunResult:
     """Run every episode of ``spec`` on one stack under one load; write the run's reports
-    to ``<reports_dir>/<run-id>/``. Bad input raises before a stack or a report exists."""
+    to ``<reports_dir>/<run-id>/``. Bad input raises before a stack or a report exists.
+
+    ``progress`` is told where the run is every second and at each phase; ``stop`` ends it
+    early (the fault in effect reverted, the report written); no episode starts that would
+    end past ``deadline_s`` from the first episode's start; ``prepare`` is given the run's
+    directory before anything starts (a game day writes its schedule there)."""
     preflight(spec)
     run_dir = RunDir.create(reports_dir)
+    if prepare is not None:
+        prepare(run_dir.path)
     reaped = cleanup_leftovers()
     started = time.monotonic()
     started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     windows: list[EpisodeWindow] = []
+    skipped: list[tuple[int, str]] = []
     with open_stack(spec.stack) as stack:
         faults = _faults(spec, stack)
         before = wait_for_steady_state(stack, spec.steady_state, timeout_s=30)
         between = spec.steady_state if len(spec.episodes) > 1 else None
-        live = LiveRun(stack, spec, run_dir.path)
+        live = LiveRun(stack, spec, run_dir.path, progress, stop)
         with live:
+            nodes = [n.name for n in stack.state().nodes]
             for index, (episode, fault) in enumerate(zip(spec.episodes, faults, strict=True)):
-                windows.append(run_episode(live, fault, episode, index, between))
                 if live.aborted:
-                    break
+                    skipped.append((index, f"not run: {live.reason}"))
+                    continue
+                elapsed_s = (time.monotonic_ns() - live.origin_ns) / 1e9
+                planned_s = (
+                    episode.baseline_s + episode.hold_s + episode.settle_s + EXPECTED_RECOVERY_S
+                )
+                if deadline_s is not None and elapsed_s + planned_s > deadline_s:
+                    skipped.append((index, f"not run: it would end past the {deadline_s:g}s"))
+                    continue
+                window = run_episode(live, fault, episode, index, between)
+                windows.append(window)
+                provisional = _judge([window], live.snapshot(), nodes, spec)[0]
+                live.judged(provisional.passed)
+            live.mark(None, "done")
         try:
             after = wait_for_steady_state(stack, spec.steady_state, timeout_s=15)
         except HarnessError as exc:  # the verdict reports it; the run still writes its report
@@ -72,7 +109,13 @@ def run(spec: ExperimentSpec, reports_dir: Path) -> RunResult:
     load_heads = seen.load.summary.heads if seen.load and spec.load_at == "frontend" else ()
     through_frontend = frontend_lags(seen.samples, nodes, load_heads)
     episodes = tuple(
-        judge_episode(w, seen, nodes, between_nodes, through_frontend, spec.slos) for w in windows
+        replace(e, command=tuple(episode_command(spec, e.spec)))
+        for e in _judge(windows, seen, nodes, spec)
+    )
+    replay = (
+        ("harness", "gameday", "--replay", str(run_dir.path))
+        if spec.kind == "gameday"
+        else tuple(episode_command(spec, spec.episodes[0]))
     )
     windows_of_probes, window_s = probe_windows(
         seen.samples, seen.origin_ns, seen.end_ns, [FRONTEND, *nodes]
@@ -105,9 +148,23 @@ def run(spec: ExperimentSpec, reports_dir: Path) -> RunResult:
         reaped=tuple(reaped),
         template_fingerprint=template_fingerprint(spec.stack),
         stack_fingerprint=stack_fingerprint(spec.stack),
+        skipped=tuple(skipped),
+        replay_command=replay,
     )
     write_reports(result, run_dir)
     return result
+
+
+def _judge(
+    windows: list[EpisodeWindow], seen: Observations, nodes: list[str], spec: ExperimentSpec
+) -> tuple[EpisodeResult, ...]:
+    """Each episode's figures and verdicts from what the instruments saw."""
+    between_nodes = node_lags(seen.samples, nodes)
+    load_heads = seen.load.summary.heads if seen.load and spec.load_at == "frontend" else ()
+    through_frontend = frontend_lags(seen.samples, nodes, load_heads)
+    return tuple(
+        judge_episode(w, seen, nodes, between_nodes, through_frontend, spec.slos) for w in windows
+    )
 
 
 def _faults(spec: ExperimentSpec, stack: Stack) -> list[Fault]:

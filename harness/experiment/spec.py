@@ -91,6 +91,9 @@ class ExperimentSpec:
     # same name are compared with each other.
     name: str = ""
     budget: ErrorBudget = field(default_factory=ErrorBudget)
+    # "experiment" (a scenario, `harness run`) or "gameday" (a schedule of episodes, which
+    # `harness gameday --replay RUN_DIR` runs again).
+    kind: str = "experiment"
 
     def __post_init__(self) -> None:
         if not self.episodes:
@@ -110,6 +113,8 @@ class ExperimentSpec:
                     ),
                 ),
             )
+        if self.kind not in ("experiment", "gameday"):
+            raise ConfigError("kind", self.kind, "choose experiment or gameday")
         if not 0.001 <= self.probe_interval_s <= 1:
             raise ConfigError("probe_interval_s", self.probe_interval_s, "choose 0.001 to 1 s")
         if self.safeguards and self.load is None:

@@ -120,6 +120,21 @@ class LoadSummary:
         return next((p for p in self.phases if p.phase == name), None)
 
 
+@dataclass(frozen=True)
+class RecentLoad:
+    """The load's last few seconds, by when the answers came: what a live view shows."""
+
+    seconds: int
+    requests: int
+    failed: int
+    p50_us: float | None
+    p99_us: float | None
+
+    @property
+    def error_rate_pct(self) -> float | None:
+        return 100.0 * self.failed / self.requests if self.requests else None
+
+
 @dataclass
 class _Cell:
     """What is known of one (phase, method)."""
@@ -159,7 +174,16 @@ class _Bucket:
             self.p99_us = _nearest_rank(values, 99)
 
     def frozen(self, second: int) -> Second:
-        return Second(second, self.ok, self.failed, self.max_us, self.p50_us, self.p99_us)
+        """The second's figures; an open second's from what it holds so far."""
+        p50, p99 = self.p50_us, self.p99_us
+        if self.latencies is not None and self.latencies:
+            values = sorted(self.latencies)
+            p50, p99 = _nearest_rank(values, 50), _nearest_rank(values, 99)
+        return Second(second, self.ok, self.failed, self.max_us, p50, p99)
+
+
+def _counts(second: int, bucket: _Bucket) -> Second:
+    return Second(second, bucket.ok, bucket.failed, bucket.max_us)
 
 
 def _nearest_rank(sorted_values: list[float], pct: float) -> float:
@@ -254,14 +278,35 @@ class Recorder:
     def timeline(self) -> list[Second]:
         """Per second of intended send since the first phase: counts and max latency."""
         with self._lock:
-            return [b.frozen(sec) for sec, b in sorted(self._seconds.items())]
+            return [_counts(sec, b) for sec, b in sorted(self._seconds.items())]
 
     def answered_timeline(self) -> list[Second]:
         """The same per second in which the answers came: what safeguards watch, since a
         stall shows there as it happens, while the seconds of intended send it delays are
-        filled in only when their late answers come."""
+        filled in only when their late answers come. Counts only: it is read 4x a second."""
         with self._lock:
-            return [b.frozen(sec) for sec, b in sorted(self._done_seconds.items())]
+            return [_counts(sec, b) for sec, b in sorted(self._done_seconds.items())]
+
+    def recent(self, now_ns: int, seconds: int = 10) -> RecentLoad:
+        """The answers of the ``seconds`` whole seconds before the current one (exact
+        percentiles: those seconds are still open)."""
+        with self._lock:
+            if self.origin_ns is None:
+                return RecentLoad(seconds, 0, 0, None, None)
+            current = (now_ns - self.origin_ns) // 1_000_000_000
+            buckets = [
+                b for sec, b in self._done_seconds.items() if current - seconds <= sec < current
+            ]
+            latencies = sorted(v for b in buckets if b.latencies is not None for v in b.latencies)
+            requests = sum(b.ok + b.failed for b in buckets)
+            failed = sum(b.failed for b in buckets)
+        return RecentLoad(
+            seconds,
+            requests,
+            failed,
+            _nearest_rank(latencies, 50) if latencies else None,
+            _nearest_rank(latencies, 99) if latencies else None,
+        )
 
     def summary(self, end_ns: int) -> LoadSummary:
         """Per phase: counts, error rate and classes, throughput, percentiles overall and
@@ -294,8 +339,6 @@ class Recorder:
                         methods=methods,
                     )
                 )
-            for bucket in self._seconds.values():
-                bucket.close()
             timeline = tuple(b.frozen(sec) for sec, b in sorted(self._seconds.items()))
             heads = tuple((w * HEAD_WINDOW_NS, h) for w, h in sorted(self._heads.items()))
         return LoadSummary(tuple(phases), timeline, self.before_first_phase, heads)

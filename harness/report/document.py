@@ -10,6 +10,7 @@ nothing else, so a report rendered from an old run's file is the report that run
 from __future__ import annotations
 
 import json
+import shlex
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -101,6 +102,9 @@ def _episode(result: RunResult, e: EpisodeResult) -> Doc:
         "measured": e.measured,
         "slos": [asdict(v) for v in e.slos],
         "steady_state_after": _steady(e.steady_after),
+        "steady_wait_s": e.steady_wait_s,
+        # This episode alone, again: the command a failing game-day episode shrinks to.
+        "command": shlex.join(e.command),
     }
 
 
@@ -195,6 +199,12 @@ def result_document(result: RunResult) -> Doc:
         "process_events": [{**asdict(e), "t_s": at(e.t_ns)} for e in result.events],
         "budget": asdict(result.budget),
         "reaped": list(result.reaped),
+        "kind": spec.kind,
+        "skipped": [
+            {"index": i, "label": spec.episodes[i].label, "why": why} for i, why in result.skipped
+        ],
+        "by_fault_kind": {k: asdict(f) for k, f in result.by_fault_kind().items()},
+        "replay": {"seed": spec.seed, "command": shlex.join(result.replay_command)},
     }
 
 

@@ -29,6 +29,7 @@ REPORT_FILE = "report.html"
 MAX_TABLE_ROWS = 2000  # a flapping backend's transitions over an hour: the rest are in the file
 
 CSS = """
+pre { background: #f6f8fa; padding: 6px 10px; overflow-x: auto; white-space: pre-wrap; }
 :root { --pass: #1a7f37; --fail: #cf222e; --abort: #9a6700; --line: #d0d7de; --muted: #57606a; }
 * { box-sizing: border-box; }
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif;
@@ -402,6 +403,59 @@ def _recovery(doc: Doc) -> str:
     )
 
 
+def _spread(s: Doc) -> str:
+    if s["median"] is None:
+        return "never back" if s["unmeasured"] else "-"
+    worst = _secs(s["worst"])
+    never = f", {s['unmeasured']} never back" if s["unmeasured"] else ""
+    return f"{_secs(s['median'])} / {worst}{never}"
+
+
+def _again(doc: Doc) -> str:
+    """How to run it all again, and, for several episodes, each failing one alone."""
+    out = []
+    episodes = doc["episodes"]
+    kinds = doc.get("by_fault_kind") or {}
+    if len(episodes) > 1 and kinds:
+        rows = [
+            [k, f["episodes"], f["failed"], _spread(f["outage_s"]),
+             _spread(f["mttr_service_s"]), _spread(f["mttr_component_s"])]
+            for k, f in kinds.items()
+        ]  # fmt: skip
+        head = ["fault", "episodes", "failed", "outage (median / worst)"]
+        head += ["MTTR service (median / worst)", "MTTR component (median / worst)"]
+        out.append(
+            "<h2 id='by-fault'>By fault kind</h2>" + _table(head, rows, numeric=[1, 2, 3, 4, 5])
+        )
+        waits = [e.get("steady_wait_s") or 0.0 for e in episodes[:-1]]
+        if any(waits):
+            out.append(
+                f"<p>Before each next episode the steady state was awaited: "
+                f"{_secs(sum(waits))} in all, at most {_secs(max(waits))}.</p>"
+            )
+    skipped = doc.get("skipped") or []
+    if skipped:
+        items = "".join(
+            f"<li>{s['index'] + 1}: {_e(s['label'])}: {_e(s['why'])}</li>" for s in skipped
+        )
+        out.append(f"<h3>Episodes not run</h3><ul>{items}</ul>")
+    failing = [e for e in episodes if not e["passed"] and e.get("command")]
+    if len(episodes) > 1 and failing:
+        items = "".join(
+            f"<p><b>{e['index'] + 1}: {_e(e['label'])}</b></p><pre>{_e(e['command'])}</pre>"
+            for e in failing
+        )
+        out.append(f"<h3>Each failing episode alone</h3>{items}")
+    replay = doc.get("replay") or {}
+    if replay.get("command"):
+        what = "the whole day, same schedule" if doc.get("kind") == "gameday" else "this run"
+        out.append(
+            f"<h3 id='again'>Run it again</h3><p>{_e(what)} (seed {_e(replay['seed'])}):</p>"
+            f"<pre>{_e(replay['command'])}</pre>"
+        )
+    return "".join(out)
+
+
 # ---- 4. error budget -------------------------------------------------------------------
 
 
@@ -663,6 +717,7 @@ def render_html(doc: Doc) -> str:
             _header(doc),
             _verdicts(doc),
             _recovery(doc),
+            _again(doc),
             _budget(doc),
             _plots(doc),
             _episode_tables(doc),

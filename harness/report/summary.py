@@ -156,6 +156,15 @@ def summarize(doc: Doc) -> str:
         lines.append(
             f"steady state {label}: " + ("holds" if not bad else "BROKEN: " + "; ".join(bad))
         )
+    for s in doc.get("skipped") or []:
+        lines.append(f"episode {s['index'] + 1} ({s['label']}) {s['why']}")
+    if several:
+        for e in episodes:
+            if not e["passed"] and e.get("command"):
+                lines.append(f"episode {e['index'] + 1} alone: {e['command']}")
+    replay = doc.get("replay") or {}
+    if replay.get("command"):
+        lines.append(f"again: {replay['command']}")
     if doc["reaped"]:
         lines.append("removed leftovers of earlier runs: " + "; ".join(doc["reaped"]))
     lines.append(f"report: {doc['run_dir']}/report.html")

@@ -186,3 +186,48 @@ def stack_spec_from_options(values: Mapping[str, Any], *, name: str | None = Non
         fault_proxy=bool(v["fault_proxy"]),
         toxiproxy=v["toxiproxy"],
     )
+
+
+# Where each option's value lives in a `StackSpec`: the way back from a spec to its flags.
+_SPEC_VALUE: dict[str, Any] = {
+    "name": lambda s: s.name,
+    "backend": lambda s: s.backend,
+    "nodes": lambda s: s.nodes,
+    "node_kind": lambda s: s.node_kind,
+    "block_time": lambda s: s.block_time_s,
+    "node_args": lambda s: s.node_args,
+    "haproxy_config": lambda s: s.haproxy_template,
+    "policy": lambda s: s.policy,
+    "agent_max_lag_blocks": lambda s: s.agent_max_lag_blocks,
+    "frontend_port": lambda s: s.frontend_port,
+    "check_inter_ms": lambda s: s.health_check.inter_ms,
+    "fall": lambda s: s.health_check.fall,
+    "rise": lambda s: s.health_check.rise,
+    "restart_delay": lambda s: s.restart.delay_s,
+    "restart_backoff": lambda s: s.restart.backoff,
+    "isolation": lambda s: s.isolation,
+    "data_dir_size_mb": lambda s: s.data_dir_size_mb,
+    "fault_proxy": lambda s: s.fault_proxy,
+    "toxiproxy": lambda s: s.toxiproxy,
+}
+assert set(_SPEC_VALUE) == {o.dest for o in STACK_OPTIONS}
+
+
+def stack_flags(spec: StackSpec, *, with_name: bool = False) -> list[str]:
+    """The command-line flags that describe ``spec`` (those that differ from the defaults):
+    what a report prints so that a run can be repeated with ``harness run``."""
+    flags: list[str] = []
+    for o in STACK_OPTIONS:
+        if o.dest == "name" and not with_name:
+            continue
+        value = _SPEC_VALUE[o.dest](spec)
+        default = o.default
+        if o.multiple:
+            for item in value:
+                flags += [o.flag, str(item)]
+        elif o.is_flag:
+            if value:
+                flags.append(o.flag)
+        elif value is not None and value != default:
+            flags += [o.flag, f"{value:g}" if isinstance(value, float) else str(value)]
+    return flags

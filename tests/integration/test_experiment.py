@@ -189,3 +189,7 @@ def test_a_run_of_several_episodes_judges_each_on_one_stack_and_one_load(tmp_pat
     assert [e["label"] for e in doc["episodes"]] == ["pause backup", "kill primary"]
     assert [v["episode"] for v in doc["slos"]] == [0, 0, 1, 1]
     assert result.passed, result.failures()
+    assert set(doc["by_fault_kind"]) == {"pause", "kill"}
+    assert doc["episodes"][1]["command"].startswith("harness run --fault kill --target primary")
+    page = (Path(result.run_dir) / "report.html").read_text()
+    assert "By fault kind" in page and "Run it again" in page

@@ -60,3 +60,22 @@ def test_every_benchmark_starts_and_explains_itself() -> None:
         failures = {name: err for name, err in pool.map(bench_help, scripts) if err}
     assert not failures, failures
     assert len(scripts) >= 8
+
+
+def loaded_by(module: str) -> set[str]:
+    probe = f"import sys, {module}; print('\\n'.join(sys.modules))"
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    return set(result.stdout.split())
+
+
+def test_reports_and_compare_read_documents_without_loading_the_engine() -> None:
+    # `harness compare` in CI, `harness report` on a laptop: no stack, load or fault code.
+    for module in ("harness.report.compare", "harness.report.html", "harness.report.history"):
+        engine = {
+            m for m in loaded_by(module)
+            if m.startswith(("harness.experiment", "harness.faults", "harness.load",
+                             "harness.stack.local", "harness.proxy", "locust"))
+        }  # fmt: skip
+        assert not engine, (module, sorted(engine))

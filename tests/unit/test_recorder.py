@@ -185,3 +185,16 @@ def test_a_phase_name_is_used_once() -> None:
     recorder.begin_phase("baseline", 0)
     with pytest.raises(ValueError, match="already begun"):
         recorder.begin_phase("baseline", 5)
+
+
+def test_the_recent_view_is_the_last_whole_seconds_of_answers() -> None:
+    recorder = Recorder()
+    recorder.begin_phase("baseline", 0)
+    recorder.add([Sample(s * S, 1000.0 * (s + 1), "x", "ok" if s % 2 else "timeout")
+                  for s in range(20)])  # fmt: skip
+    recent = recorder.recent(now_ns=20 * S, seconds=10)
+    # Seconds 10..19 (answered within them): latencies 11..20 ms, half failed.
+    assert (recent.requests, recent.failed) == (10, 5)
+    assert recent.error_rate_pct == 50.0
+    assert (recent.p50_us, recent.p99_us) == (15_000.0, 20_000.0)
+    assert Recorder().recent(now_ns=S).requests == 0

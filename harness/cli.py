@@ -23,12 +23,15 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from harness import experiment
 from harness.cleanup import cleanup_leftovers
 from harness.errors import ConfigError, HarnessError
+from harness.experiment.live import Progress
 from harness.faults import FAULTS, make_fault, parameters
 from harness.faults.proxy import FaultMayNeverFire
 from harness.faults.registry import fault_class
@@ -430,6 +433,52 @@ def _writable(path: Path, field: str) -> None:
         raise ConfigError(field, str(path), "give a file path in a writable, existing directory")
 
 
+class LiveView:
+    """A run's progress on the terminal: a live table on a TTY (redrawn each second), plain
+    lines elsewhere (CI logs): one at each phase, and one every 30 s between."""
+
+    def __init__(self, total_s: float | None) -> None:
+        self.total_s = total_s
+        self.tty = sys.stdout.isatty()
+        self._live: Live | None = None
+        self._last: tuple[int | None, str] | None = None
+        self._last_line_s = -1e9
+
+    def __enter__(self) -> LiveView:
+        if self.tty:
+            self._live = Live(console=console, refresh_per_second=2, transient=True)
+            self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._live.__exit__(None, None, None)
+
+    def __call__(self, p: Progress) -> None:
+        left = f", {max(self.total_s - p.elapsed_s, 0):.0f}s left" if self.total_s else ""
+        where = (
+            f"episode {p.episode + 1}/{p.episodes} {p.phase}: {p.fault}"
+            if p.episode is not None
+            else p.phase
+        )
+        load = ""
+        if p.recent is not None and p.recent.requests:
+            r = p.recent
+            p50 = f"{r.p50_us / 1000:.1f}" if r.p50_us is not None else "-"
+            p99 = f"{r.p99_us / 1000:.1f}" if r.p99_us is not None else "-"
+            errors = r.error_rate_pct or 0.0
+            load = f"; last {r.seconds}s: p50 {p50} ms, p99 {p99} ms, errors {errors:.1f}%"
+        line = f"t={p.elapsed_s:.0f}s{left}; {where}; {p.done} done, {p.failed} failed{load}" + (
+            f"; ENDING: {p.aborted}" if p.aborted else ""
+        )
+        if self._live is not None:
+            self._live.update(Text(line))
+            return
+        if (p.episode, p.phase) != self._last or p.elapsed_s - self._last_line_s >= 30:
+            self._last, self._last_line_s = (p.episode, p.phase), p.elapsed_s
+            click.echo(line)
+
+
 def _duration_or_zero(text: str, field: str) -> float:
     return 0.0 if text.strip() in ("0", "0s") else parse_duration_s(text, field)
 
@@ -520,6 +569,17 @@ def history_cmd(reports_dir: Path, run_name: str | None, limit: int, as_json: bo
 )
 @click.option("--reports-dir", type=click.Path(path_type=Path), default=Path("reports"))
 @click.option("--all", "every", is_flag=True, help="Show every metric, not only the gated ones.")
+@click.option(
+    "--every-name",
+    is_flag=True,
+    help="Compare the latest run of every name (each scenario of a suite), not one run.",
+)
+@click.option(
+    "--missing-ok",
+    is_flag=True,
+    help="A run with nothing to compare against (the first of its name, no baseline) is "
+    "no failure: a fresh CI runner's first pipeline.",
+)
 @click.option("--json", "as_json", is_flag=True)
 @handles_errors
 def compare_cmd(
@@ -528,6 +588,8 @@ def compare_cmd(
     tolerance_texts: tuple[str, ...],
     reports_dir: Path,
     every: bool,
+    every_name: bool,
+    missing_ok: bool,
     as_json: bool,
 ) -> None:
     """Compare RUN (default: the latest) with an earlier run; exit 1 on a regression.
@@ -536,16 +598,36 @@ def compare_cmd(
     (by default 20% and at least 0.25 s or 2 ms): a CI gate after a scenario run.
     """
     gates = tolerances(tolerance_texts)  # bad input fails before the history is opened
+    if missing_ok and not (reports_dir / "history.sqlite").exists():
+        console.print(f"no history in {reports_dir} yet: nothing to compare (--missing-ok)")
+        return
+    comparisons, missing = [], []
     with History.in_reports(reports_dir, create=False) as history:
-        current = history.latest() if run == "latest" else history.run(run)
-        reference = history.reference(current.run.run_id, against)
-    comparison = compare(current, reference, gates)
+        if every_name:
+            newest: dict[str, str] = {}
+            for r in history.runs(limit=None):
+                newest.setdefault(r.name, r.run_id)
+            currents = [history.run(run_id) for run_id in newest.values()]
+        else:
+            currents = [history.latest() if run == "latest" else history.run(run)]
+        for current in currents:
+            try:
+                reference = history.reference(current.run.run_id, against)
+            except ConfigError as exc:
+                if not missing_ok:
+                    raise
+                missing.append(f"{current.run.name}: {exc.fix}")
+                continue
+            comparisons.append(compare(current, reference, gates))
     if as_json:
-        click.echo(json.dumps(comparison.to_dict(), indent=2))
+        click.echo(json.dumps([c.to_dict() for c in comparisons], indent=2))
     else:
-        for line in comparison.lines(every=every):
-            console.print(line)
-    sys.exit(1 if comparison.regressed else 0)
+        for comparison in comparisons:
+            for line in comparison.lines(every=every):
+                console.print(line)
+        for line in missing:
+            console.print(f"nothing to compare (--missing-ok): {line}")
+    sys.exit(1 if any(c.regressed for c in comparisons) else 0)
 
 
 @main.group()

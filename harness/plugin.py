@@ -27,7 +27,7 @@ from harness.cleanup import cleanup_leftovers
 from harness.errors import ConfigError, HarnessError
 from harness.experiment import ExperimentSpec, RunResult
 from harness.experiment import run as run_experiment
-from harness.faults import Fault, make_fault
+from harness.faults import Fault, FaultUnavailable, make_fault
 from harness.report import RESULT_FILE, read_document
 from harness.report.suite import SuiteEntry, write_suite
 from harness.stack.backends import open_stack
@@ -306,7 +306,10 @@ def chaos_run(
             spec = replace(spec, name=request.node.nodeid)
         if spec.stack.name == session.spec.name:  # the session's stack may be up: its own
             spec = replace(spec, stack=replace(spec.stack, name=f"{spec.stack.name}-run"))
-        result = run_experiment(spec, reports_dir)
+        try:
+            result = run_experiment(spec, reports_dir)
+        except FaultUnavailable as exc:  # checked before any stack starts
+            pytest.skip(f"this host cannot run the scenario's fault: {exc}")
         scenario, policy = _scenario_and_policy(request.node)
         session.runs.append(SessionRun(request.node.nodeid, scenario, policy, result))
         for name, value in junit_properties(result):

@@ -12,6 +12,11 @@ missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
+# What a bare debian:12 image lacks, installed only if no such tool is present at all (a
+# machine with its own Node.js or Python keeps them).
+command -v npm >/dev/null || missing+=(npm)
+"${PYTHON:-python3}" -c "import ensurepip, venv" 2>/dev/null || missing+=(python3-venv)
+command -v "${PYTHON:-python3}" >/dev/null || missing+=(python3)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: missing Debian packages: ${missing[*]}" >&2

@@ -34,6 +34,11 @@ def test_runs_are_recorded_listed_compared_and_a_regression_exits_1(tmp_path: Pa
     cases = list(ET.parse(junit).getroot().iter("testcase"))
     assert {c.get("name") for c in cases} >= {"outage_s <= 10", "mttr_component_s <= 30"}
     assert not any(c.find("failure") is not None for c in cases)
+    # A fresh CI runner: the first run of its name has nothing to compare against.
+    alone = harness("compare", "--reports-dir", str(reports))
+    assert alone.returncode == 2 and "the first of 'kill-check'" in alone.stderr
+    fine = harness("compare", "--missing-ok", "--reports-dir", str(reports))
+    assert fine.returncode == 0 and "nothing to compare" in fine.stdout
     second = quick_run(reports)
     assert second.returncode == 0, second.stderr
 
@@ -58,6 +63,15 @@ def test_runs_are_recorded_listed_compared_and_a_regression_exits_1(tmp_path: Pa
     gate = harness("compare", latest, "--against", "baseline", "--reports-dir", str(reports))
     assert gate.returncode == 1, gate.stdout + gate.stderr
     assert "REGRESSED" in gate.stdout and "outage_s" in gate.stdout
+    # A suite's gate: the latest run of every name, each against its own previous.
+    other = quick_run(reports, "--run-name", "other-check")
+    assert other.returncode == 0, other.stderr
+    suite = harness(
+        "compare", "--every-name", "--missing-ok", "--reports-dir", str(reports), *loose
+    )
+    assert suite.returncode == 0, suite.stdout + suite.stderr
+    assert f"{latest} against {earlier}" in suite.stdout
+    assert "nothing to compare (--missing-ok): other-check" in suite.stdout
 
 
 def test_history_commands_with_bad_input_say_what_and_exit_2(tmp_path: Path) -> None:

@@ -7,10 +7,12 @@ Errors a person can act on print one line and exit 2 (bad input) or 1 (anything 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import functools
 import json
 import logging
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -31,10 +33,12 @@ from rich.text import Text
 from harness import experiment
 from harness.cleanup import cleanup_leftovers
 from harness.errors import ConfigError, HarnessError
-from harness.experiment.live import Progress
+from harness.experiment.live import Progress, StopRequest
 from harness.faults import FAULTS, make_fault, parameters
 from harness.faults.proxy import FaultMayNeverFire
 from harness.faults.registry import fault_class
+from harness.gameday import GamedaySpec, Schedule, Window, load_gameday_spec, make_schedule
+from harness.gameday.day import DayPlan, read_schedule, run_day, window_deadline_s
 from harness.jsonrpc import RpcClient, RpcFailure
 from harness.load.runner import LoadSpec
 from harness.measure import SLO, Safeguard, load_spec_file
@@ -46,6 +50,7 @@ from harness.report.history import History
 from harness.report.junit import write_junit
 from harness.report.summary import verdict_word
 from harness.stack import daemon
+from harness.stack.backends import plan_stack
 from harness.stack.haproxy import RuntimeApi
 from harness.stack.model import ComponentState, StackState
 from harness.stack.options import STACK_OPTIONS, StackOption, stack_spec_from_options
@@ -491,6 +496,148 @@ def _parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
             raise ConfigError("-p", pair, "write parameters as key=value, e.g. -p percent=30")
         params[key.strip()] = value.strip()
     return params
+
+
+def _hms(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def print_schedule(schedule: Schedule, spec: GamedaySpec, window_note: str) -> None:
+    """The whole day, before anything runs: what `--dry-run` shows."""
+    console.print(
+        f"game day: seed {schedule.seed}, {len(schedule.episodes)} episodes over "
+        f"{_hms(schedule.planned_s)} of {_hms(schedule.duration_s)}; {window_note}"
+    )
+    guards = ", ".join(str(g) for g in spec.abort_if) or "none"
+    load = spec.load
+    console.print(
+        "load: "
+        + (f"{load.profile}, {load.model} model, {load.rate_per_s:g} req/s" if load else "none")
+        + f"; abort if: {guards}; SLOs per episode: {', '.join(str(s) for s in spec.slos)}"
+    )
+    table = Table(title="schedule (start: planned, after the first episode's start)")
+    for column in ("#", "start", "gap", "fault", "target", "hold", "parameters"):
+        table.add_column(column)
+    for s in schedule.episodes:
+        e = s.episode
+        params = " ".join(f"{k}={v}" for k, v in sorted(e.params.items()))
+        table.add_row(
+            str(s.index + 1), f"+{_hms(s.planned_start_s)}", f"{e.baseline_s:g}s", e.fault,
+            e.target, f"{e.hold_s:g}s" if e.hold_s else "-", params,
+        )  # fmt: skip
+    console.print(table)
+    for kind, why in schedule.left_out:
+        console.print(f"left out: {kind}: {why}")
+
+
+@main.command("gameday", context_settings={"show_default": True})
+@stack_options
+@click.option("--spec", "spec_file", type=click.Path(path_type=Path), help="A game-day TOML.")
+@click.option("--duration", help="How long the day lasts (1h, 10m); default: the spec's, 1h.")
+@click.option("--window", "window_text", help="When it may run: 'Mon-Fri 09:00-17:00 UTC'.")
+@click.option("--now", "ignore_window", is_flag=True, help="Run now, whatever the window.")
+@click.option("--seed", type=int, help="The schedule's seed (default: a new one, printed).")
+@click.option("--gap", help="Range of the gap before each fault: '30s-2m'.")
+@click.option("--max-nodes-at-once", type=int, help="Blast radius (default: half, at least 1).")
+@click.option("--allow-total-outage", is_flag=True, help="Allow all nodes or HAProxy at once.")
+@click.option("--slo", "slos", multiple=True, help="An SLO every episode is judged by (repeat).")
+@click.option("--abort-if", "guards", multiple=True, help="A safeguard that ends the day.")
+@click.option("--no-load", is_flag=True, help="Probes only, no Locust load.")
+@click.option("--rate", type=float, help="The load's rate (open model), req/s.")
+@click.option("--dry-run", is_flag=True, help="Print the schedule and touch nothing.")
+@click.option(
+    "--replay",
+    "replay_dir",
+    type=click.Path(path_type=Path),
+    help="Run a previous day's exact schedule (its run directory).",
+)
+@click.option("--reports-dir", type=click.Path(path_type=Path), default=Path("reports"))
+@click.option("--junit", "junit_path", type=click.Path(path_type=Path), help="JUnit XML here.")
+@handles_errors
+def gameday_cmd(
+    spec_file: Path | None,
+    duration: str | None,
+    window_text: str | None,
+    ignore_window: bool,
+    seed: int | None,
+    gap: str | None,
+    max_nodes_at_once: int | None,
+    allow_total_outage: bool,
+    slos: tuple[str, ...],
+    guards: tuple[str, ...],
+    no_load: bool,
+    rate: float | None,
+    dry_run: bool,
+    replay_dir: Path | None,
+    reports_dir: Path,
+    junit_path: Path | None,
+    **opts: Any,
+) -> None:
+    """A game day: continuous load and a seeded schedule of faults inside a time window.
+
+    Each episode is a scenario's (baseline, fault, recovery), drawn from the fault mix
+    this stack can run, never hitting more than the blast radius allows, each starting
+    from the steady state. Exit 0 if every episode held its SLOs, 1 if not, 2 on bad input.
+    """
+    spec = load_gameday_spec(spec_file) if spec_file else GamedaySpec()
+    changes: dict[str, Any] = {}
+    if duration is not None:
+        changes["duration_s"] = parse_duration_s(duration, "--duration")
+    if window_text is not None:
+        changes["window"] = Window.parse(window_text)
+    if seed is not None or spec_file is None:
+        changes["seed"] = seed if seed is not None else secrets.randbelow(2**31)
+    if gap is not None:
+        low, sep, high = gap.partition("-")
+        if not sep:
+            raise ConfigError("--gap", gap, "give a range such as 30s-2m")
+        changes["gap_s"] = (parse_duration_s(low, "--gap"), parse_duration_s(high, "--gap"))
+    if max_nodes_at_once is not None:
+        changes["max_nodes_at_once"] = max_nodes_at_once
+    if allow_total_outage:
+        changes["allow_total_outage"] = True
+    if slos:
+        changes["slos"] = tuple(SLO.parse(s) for s in slos)
+    if guards:
+        changes["abort_if"] = tuple(Safeguard.parse(g) for g in guards)
+    if no_load:
+        changes["load"], changes["abort_if"] = None, ()
+    elif rate is not None and spec.load is not None:
+        changes["load"] = dataclasses.replace(spec.load, rate_per_s=rate)
+    spec = dataclasses.replace(spec, **changes)
+    stack_spec = stack_spec_from_options(opts)
+    if replay_dir is not None:
+        schedule = read_schedule(replay_dir)
+    else:
+        schedule = make_schedule(spec, plan_stack(stack_spec).state())
+    now = dt.datetime.now(dt.UTC)
+    if dry_run:
+        try:
+            left = window_deadline_s(spec.window, now, ignore_window)
+            note = f"window {spec.window}: open now" + (
+                f", {_hms(left)} left" if left is not None else ""
+            )
+        except ConfigError as closed:
+            note = f"window {closed.value} {closed.fix}"
+        print_schedule(schedule, spec, note)
+        return
+    deadline = window_deadline_s(spec.window, now, ignore_window)
+    if junit_path is not None:
+        _writable(junit_path, "--junit")
+    stop = StopRequest()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(
+            sig, lambda signum, frame: stop.ask(f"stopped by {signal.Signals(signum).name}")
+        )
+    with LiveView(schedule.duration_s) as view:
+        result = run_day(spec, stack_spec, DayPlan(schedule, deadline), reports_dir,
+                         progress=view, stop=stop)  # fmt: skip
+    if junit_path is not None:
+        write_junit(read_document(Path(result.run_dir) / RESULT_FILE), junit_path)
+    click.echo((Path(result.run_dir) / SUMMARY_FILE).read_text(), nl=False)
+    sys.exit(0 if result.passed else 1)
 
 
 def run_dir_of(run: str, reports_dir: Path) -> Path:

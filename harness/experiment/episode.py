@@ -166,10 +166,13 @@ def judge_episode(
     slos: tuple[SLO, ...],
 ) -> EpisodeResult:
     """The episode's figures from what the instruments saw, and its SLO verdicts."""
-    samples, phases = seen.samples, window.phases
-    probes = tuple(phase_stats(samples, p, t) for p in phases for t in [FRONTEND, *nodes])
-    found = measure_recovery(samples, seen.transitions, window.fault.effective_ns, window.faulted)
+    phases = window.phases
     start, end = phases[0].start_ns, phases[-1].end_ns
+    # Only this episode's own window: a later episode's failures are not its outage.
+    samples = tuple(s for s in seen.samples if s.intended_ns < end)
+    transitions = tuple(t for t in seen.transitions if t.t_ns < end)
+    probes = tuple(phase_stats(samples, p, t) for p in phases for t in [FRONTEND, *nodes])
+    found = measure_recovery(samples, transitions, window.fault.effective_ns, window.faulted)
     node_worst = [worst(points, start, end) for points in node_lag.values()]
     known = [w for w in node_worst if w is not None]
     frontend = {p.name: worst(frontend_lag, p.start_ns, p.end_ns) for p in phases}

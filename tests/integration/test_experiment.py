@@ -193,3 +193,21 @@ def test_a_run_of_several_episodes_judges_each_on_one_stack_and_one_load(tmp_pat
     assert doc["episodes"][1]["command"].startswith("harness run --fault kill --target primary")
     page = (Path(result.run_dir) / "report.html").read_text()
     assert "By fault kind" in page and "Run it again" in page
+
+
+def test_an_episodes_outage_ends_with_the_episode_not_with_a_later_ones_failures(
+    tmp_path: Path,
+) -> None:
+    # A harmless episode, then a kill: the kill's failed probes belong to the kill only.
+    spec = ExperimentSpec(
+        stack=StackSpec(block_time_s=0.5, restart=RestartPolicy(delay_s=0.5)),
+        episodes=(
+            EpisodeSpec("pause", "backup", hold_s=0.3, baseline_s=0.5, settle_s=0.3),
+            EpisodeSpec("kill", "primary", baseline_s=0.5, settle_s=0.3),
+        ),
+        load=None,
+        slos=(SLO.parse("outage_s <= 10"),),
+    )
+    first, second = run_experiment(spec, tmp_path).episodes
+    assert second.recovery.outage_s > 0, "the kill was seen"
+    assert first.recovery.outage_s == 0, first.recovery

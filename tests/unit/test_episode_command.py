@@ -3,6 +3,7 @@ and it describes the same stack, fault and phases."""
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 from hypothesis import given, settings
@@ -73,3 +74,11 @@ def test_a_run_without_load_says_so() -> None:
     argv = episode_command(ExperimentSpec(load=None), EpisodeSpec())
     assert "--no-load" in argv and "--slo" not in argv  # the default SLOs need no flag
     assert parsed_run_options(argv)["no_load"] is True
+
+
+def test_an_episodes_command_is_quoted_safely_when_printed() -> None:
+    episode = EpisodeSpec("rpc_error", params={"message": "header not found", "code": -32000})
+    argv = episode_command(ExperimentSpec(stack=StackSpec(fault_proxy=True)), episode)
+    line = shlex.join(argv)
+    assert "'message=header not found'" in line
+    assert shlex.split(line) == argv

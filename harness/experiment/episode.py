@@ -140,7 +140,7 @@ def _wait_for_recovery(live: LiveRun, fault_ns: int, faulted: list[str], timeout
     assert live.prober is not None
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and not live.aborted:
-        samples, transitions = live.prober.snapshot()
+        samples, transitions = live.prober.snapshot(since_ns=fault_ns)
         found = measure_recovery(samples, transitions, fault_ns, faulted)
         horizon = time.monotonic_ns() - 500_000_000
         recent = [s for s in samples if s.target == FRONTEND and s.intended_ns > horizon]

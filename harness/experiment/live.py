@@ -198,11 +198,13 @@ class LiveRun:
         self.failed += not passed
         self._report()
 
-    def snapshot(self) -> Observations:
-        """What the instruments saw so far, while the run goes on: for provisional verdicts."""
+    def snapshot(self, since_ns: int = 0) -> Observations:
+        """What the instruments saw so far (the probes' since ``since_ns``), while the run
+        goes on: for provisional verdicts. Only the window asked for is materialised, so a
+        long day's memory does not ratchet up with each episode's judgement."""
         assert self.prober is not None
         now = time.monotonic_ns()
-        samples, transitions = self.prober.snapshot()
+        samples, transitions = self.prober.snapshot(since_ns)
         load = None
         if self._load is not None:
             run = self._load

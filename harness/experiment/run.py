@@ -90,7 +90,8 @@ def run(
                     continue
                 window = run_episode(live, fault, episode, index, between)
                 windows.append(window)
-                provisional = _judge([window], live.snapshot(), nodes, spec)[0]
+                seen_so_far = live.snapshot(since_ns=window.phases[0].start_ns)
+                provisional = _judge([window], seen_so_far, nodes, spec)[0]
                 live.judged(provisional.passed)
             live.mark(None, "done")
         try:

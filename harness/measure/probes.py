@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import IO
 
 from harness.jsonrpc import Outcome, RpcClient, RpcFailure
-from harness.measure.samples import FRONTEND, ProbeSample, ServerTransition
+from harness.measure.samples import FRONTEND, ProbeSample, SampleStore, ServerTransition
 from harness.stack.haproxy import RuntimeApi
 from harness.stack.model import Stack
 
@@ -45,7 +45,7 @@ class Prober:
         self.stack = stack
         self.interval_s = interval_s
         self.timeout_s = timeout_s
-        self.samples: list[ProbeSample] = []
+        self._samples = SampleStore()
         self.transitions: list[ServerTransition] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -76,7 +76,7 @@ class Prober:
     def _keep(self, item: ProbeSample | ServerTransition) -> None:
         with self._lock:
             if isinstance(item, ProbeSample):
-                self.samples.append(item)
+                self._samples.append(item)
             else:
                 self.transitions.append(item)
             if self._out is not None:
@@ -148,6 +148,11 @@ class Prober:
                     self._keep(ServerTransition(now, s.server, s.status, s.check_status))
             self._stop.wait(self.interval_s / 2)
 
-    def snapshot(self) -> tuple[list[ProbeSample], list[ServerTransition]]:
+    def snapshot(self, since_ns: int = 0) -> tuple[list[ProbeSample], list[ServerTransition]]:
+        """The samples intended at or after ``since_ns`` (all by default), and every
+        HAProxy transition seen."""
+        # A sample is appended at most its timeout after it was due, plus the senders'
+        # backlog drain: a few timeouts of slack.
+        slack_ns = int((4 * self.timeout_s + 1) * 1e9)
         with self._lock:
-            return list(self.samples), list(self.transitions)
+            return self._samples.since(since_ns, slack_ns), list(self.transitions)

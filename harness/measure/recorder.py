@@ -137,11 +137,38 @@ class RecentLoad:
 
 @dataclass
 class _Cell:
-    """What is known of one (phase, method)."""
+    """What is known of one (phase, method). A histogram takes 173 KiB however few samples it
+    holds, so one of a phase long over is kept encoded (HdrHistogram's own compressed form,
+    exact, a few KiB) and decoded only when read, or when a very late sample comes."""
 
-    histogram: HdrHistogram
+    _histogram: HdrHistogram | None
     ok: int = 0
     failed: int = 0
+    _encoded: bytes | None = None
+
+    def record(self, latency_us: int) -> None:
+        if self._histogram is not None:
+            self._histogram.record_value(latency_us)
+            return
+        assert self._encoded is not None  # a very late sample: decode, add, encode again
+        histogram = HdrHistogram.decode(self._encoded)
+        histogram.record_value(latency_us)
+        self._encoded = histogram.encode()
+
+    def percentiles(self) -> Percentiles:
+        """Read without keeping a decoded copy: a summary mid-run must not undo compaction."""
+        if self._histogram is not None:
+            return Percentiles.of(self._histogram)
+        assert self._encoded is not None
+        return Percentiles.of(HdrHistogram.decode(self._encoded))
+
+    def compact(self) -> None:
+        if self._histogram is not None:
+            self._encoded, self._histogram = self._histogram.encode(), None
+
+    @property
+    def compacted(self) -> bool:
+        return self._histogram is None
 
 
 @dataclass
@@ -204,6 +231,8 @@ class Recorder:
         self._heads: dict[int, int] = {}
         self._newest_second = 0
         self._closed_below = 0
+        self._newest_intended_ns = 0
+        self._compacted_phases = 0  # the first phases whose histograms are encoded
         self.origin_ns: int | None = None
         self.before_first_phase = 0
 
@@ -240,7 +269,7 @@ class Recorder:
                     cell = self._cells.get(key)
                     if cell is None:
                         cell = self._cells[key] = _Cell(_histogram())
-                    cell.histogram.record_value(latency)
+                    cell.record(latency)
                     if failed:
                         cell.failed += 1
                     else:
@@ -260,11 +289,27 @@ class Recorder:
                             bucket.latencies = None  # too late to be counted in a percentile
                     bucket.add(s.latency_us, failed)
                 self._newest_second = max(self._newest_second, second)
+                self._newest_intended_ns = max(self._newest_intended_ns, s.intended_ns)
                 head = getattr(s, "head", None)
                 if head is not None and not failed:
                     window = s.intended_ns // HEAD_WINDOW_NS
                     self._heads[window] = min(self._heads.get(window, head), head)
             self._close_old_seconds()
+            self._compact_old_phases()
+
+    def _compact_old_phases(self) -> None:
+        """Encode the histograms of phases that ended more than `OPEN_SECONDS` before the
+        newest sample: memory per phase then stays small however long a game day runs."""
+        horizon = self._newest_intended_ns - OPEN_SECONDS * 1_000_000_000
+        while self._compacted_phases + 1 < len(self._phases):
+            name = self._phases[self._compacted_phases][0]
+            ended_ns = self._phases[self._compacted_phases + 1][1]
+            if ended_ns >= horizon:
+                break
+            for (phase, _), cell in self._cells.items():
+                if phase == name:
+                    cell.compact()
+            self._compacted_phases += 1
 
     def _close_old_seconds(self) -> None:
         limit = self._newest_second - OPEN_SECONDS
@@ -320,9 +365,7 @@ class Recorder:
                 count = (total.ok + total.failed) if total else 0
                 duration_s = max((end - start) / 1e9, 1e-9)
                 methods = {
-                    method: MethodStats(
-                        cell.ok + cell.failed, cell.failed, Percentiles.of(cell.histogram)
-                    )
+                    method: MethodStats(cell.ok + cell.failed, cell.failed, cell.percentiles())
                     for (phase, method), cell in sorted(self._cells.items())
                     if phase == name and method != ALL
                 }
@@ -335,7 +378,7 @@ class Recorder:
                         error_rate_pct=100.0 * total.failed / count if total and count else 0.0,
                         throughput_rps=count / duration_s,
                         errors={o: c for (p, o), c in sorted(self._errors.items()) if p == name},
-                        latency=Percentiles.of(total.histogram) if total else Percentiles(),
+                        latency=total.percentiles() if total else Percentiles(),
                         methods=methods,
                     )
                 )

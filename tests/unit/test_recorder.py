@@ -198,3 +198,34 @@ def test_the_recent_view_is_the_last_whole_seconds_of_answers() -> None:
     assert recent.error_rate_pct == 50.0
     assert (recent.p50_us, recent.p99_us) == (15_000.0, 20_000.0)
     assert Recorder().recent(now_ns=S).requests == 0
+
+
+@given(st.lists(st.floats(1, 5_000_000), min_size=1, max_size=200), st.integers(2, 6))
+def test_phases_long_over_are_kept_encoded_and_read_back_exactly(
+    latencies: list[float], phases: int
+) -> None:
+    def fill(recorder: Recorder) -> None:
+        for p in range(phases):
+            recorder.begin_phase(f"p{p}", p * 100 * S)
+            recorder.add([Sample(p * 100 * S + i, v, "eth_call") for i, v in enumerate(latencies)])
+        recorder.add([Sample(phases * 100 * S - 1, 10.0, "eth_call")])  # the day goes on
+
+    compacting, plain = Recorder(), Recorder()
+    fill(compacting)
+    fill(plain)
+    plain._compacted_phases = 10**9  # never compact: the reference
+    # Every phase but the last ended 100 s or more before the newest sample: encoded.
+    assert all(
+        c.compacted for (phase, _), c in compacting._cells.items() if phase != f"p{phases - 1}"
+    )
+    assert compacting.summary(phases * 100 * S) == plain.summary(phases * 100 * S)
+
+
+def test_a_summary_mid_run_leaves_the_phases_long_over_encoded() -> None:
+    recorder = Recorder()
+    for p in range(3):
+        recorder.begin_phase(f"p{p}", p * 100 * S)
+        recorder.add([Sample(p * 100 * S + i, 10.0, "eth_call") for i in range(10)])
+    recorder.add([Sample(299 * S, 10.0, "eth_call")])
+    recorder.summary(300 * S)
+    assert all(c.compacted for (phase, _), c in recorder._cells.items() if phase == "p0")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harness.measure.recorder import (
@@ -200,6 +200,7 @@ def test_the_recent_view_is_the_last_whole_seconds_of_answers() -> None:
     assert Recorder().recent(now_ns=S).requests == 0
 
 
+@settings(deadline=None)  # encoding a dozen 173 KiB histograms takes a while on a busy box
 @given(st.lists(st.floats(1, 5_000_000), min_size=1, max_size=200), st.integers(2, 6))
 def test_phases_long_over_are_kept_encoded_and_read_back_exactly(
     latencies: list[float], phases: int

@@ -10,13 +10,22 @@ safe) and appends every sample to ``<samples dir>/samples-<pid>.txt`` as
 flushed every 100 ms, so the harness reads samples as they come and a killed run keeps
 what it measured. ``intended_ns`` is ``time.monotonic_ns()``: the harness's clock too.
 
+What clients saw, for the checker (`harness.measure.observations`): each answer to a
+checked method (eth_blockNumber, eth_getBlockByNumber, eth_getLogs,
+eth_getTransactionReceipt; about a quarter of the searcher mix) is also appended, with its
+session (``<pid>.<user>``), send and answer times, request parameters and a summary of the
+result, to ``<samples dir>/checks-<pid>.txt``, flushed with the samples. Samples and
+Locust's statistics are the same with or without it; ``HARNESS_LOAD_CHECKS=0`` turns it off.
+
 A worker on another machine (``HARNESS_LOAD_SEND_SAMPLES=1``, set by the script the
 runner writes) cannot reach that directory: it sends the same lines to the master as a
 ``harness_samples`` message, and the master (this file, in master mode) appends them to
-``samples-remote-<worker id>.txt``. A message carries the worker's monotonic clock at
-sending; the master moves every ``intended_ns`` onto its own clock (the harness's: same
-host) by the smallest receive-minus-send difference seen from that worker, so a remote
-sample's time is late by at most the network's one-way delay.
+``samples-remote-<worker id>.txt``, and its observations to ``checks-remote-<worker
+id>.txt`` (their sessions prefixed with the worker id). A message carries the worker's
+monotonic clock at sending; the master moves every ``intended_ns`` (and an observation's
+send and answer times) onto its own clock (the harness's: same host) by the smallest
+receive-minus-send difference seen from that worker, so a remote sample's time is late by
+at most the network's one-way delay.
 
 Two load models:
 - closed: Locust's own: a user sends, waits for the answer, thinks ``wait_ms``, sends again.
@@ -30,6 +39,7 @@ Two load models:
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
@@ -48,6 +58,7 @@ from locust.runners import MasterRunner, Runner, WorkerRunner
 from harness.jsonrpc import classify_exception
 from harness.load.client import RpcConnection
 from harness.load.workload import RequestFactory, classify, load_profile, sample_context
+from harness.measure.observations import CHECKED_LABELS, move_line, observation_line, summarize
 
 ENV = os.environ
 TARGET = ENV.get("HARNESS_LOAD_TARGET", "http://127.0.0.1:8545/")
@@ -62,6 +73,7 @@ ACCOUNTS = int(ENV.get("HARNESS_LOAD_ACCOUNTS", "10"))
 REFRESH_S = float(ENV.get("HARNESS_LOAD_REFRESH_S", "1.0"))
 TIMEOUT_S = float(ENV.get("HARNESS_LOAD_TIMEOUT_S", "5.0"))
 SEND_SAMPLES = ENV.get("HARNESS_LOAD_SEND_SAMPLES") == "1"
+CHECKS = ENV.get("HARNESS_LOAD_CHECKS", "1") != "0"
 SAMPLES_MESSAGE = "harness_samples"
 
 
@@ -79,6 +91,9 @@ class _Process:
     factory: RequestFactory | None = None
     lines: list[str] = []
     out: Any = None
+    checks: list[str] = []  # observation lines (harness.measure.observations)
+    checks_out: Any = None
+    users = itertools.count()
     runner: Runner | None = None
 
     starting = False
@@ -107,6 +122,8 @@ class _Process:
         if not SEND_SAMPLES:
             SAMPLES_DIR.mkdir(parents=True, exist_ok=True)
             cls.out = open(SAMPLES_DIR / f"samples-{os.getpid()}.txt", "a")  # noqa: SIM115
+            if CHECKS:
+                cls.checks_out = open(SAMPLES_DIR / f"checks-{os.getpid()}.txt", "a")  # noqa: SIM115
         gevent.spawn(cls._flush_forever)
         gevent.spawn(cls._refresh_forever)
         cls.ready.set()
@@ -119,16 +136,23 @@ class _Process:
 
     @classmethod
     def flush(cls) -> None:
-        if not cls.lines:
+        if not cls.lines and not cls.checks:
             return
         if SEND_SAMPLES and isinstance(cls.runner, WorkerRunner):
             lines, cls.lines = cls.lines, []
+            checks, cls.checks = cls.checks, []
             data = {"lines": "".join(lines), "sent_ns": time.monotonic_ns()}
+            if checks:
+                data["checks"] = "".join(checks)
             cls.runner.send_message(SAMPLES_MESSAGE, data)
         elif cls.out is not None:
             lines, cls.lines = cls.lines, []
             cls.out.write("".join(lines))
             cls.out.flush()
+            if cls.checks_out is not None:
+                checks, cls.checks = cls.checks, []
+                cls.checks_out.write("".join(checks))
+                cls.checks_out.flush()
 
     @classmethod
     def _refresh_forever(cls) -> None:
@@ -155,6 +179,7 @@ class _RemoteSamples:
     monotonic clock, to a file of its own."""
 
     files: dict[str, Any] = {}
+    checks_files: dict[str, Any] = {}
     offsets_ns: dict[str, int] = {}
 
     @classmethod
@@ -183,6 +208,20 @@ class _RemoteSamples:
                 moved.append(f"{int(intended) + offset} {rest}\n")
         out.write("".join(moved))
         out.flush()
+        checks = data.get("checks")
+        if isinstance(checks, str):
+            cls.store_checks(name, offset, checks)
+
+    @classmethod
+    def store_checks(cls, name: str, offset: int, checks: str) -> None:
+        out = cls.checks_files.get(name)
+        if out is None:
+            out = cls.checks_files[name] = open(  # noqa: SIM115 - open for the master's life
+                SAMPLES_DIR / f"checks-remote-{name}.txt", "a"
+            )
+        moved = (move_line(line, offset, name) for line in checks.splitlines())
+        out.write("".join(line for line in moved if line is not None))
+        out.flush()
 
 
 def _on_init(environment: Environment, **_: Any) -> None:
@@ -209,6 +248,8 @@ class JsonRpcUser(User):
     def on_start(self) -> None:
         _Process.start(self.environment.runner)
         self._connection = RpcConnection(TARGET, TIMEOUT_S)
+        # One user, one connection, one request at a time: a session of the checker's.
+        self._session = f"{os.getpid()}.{next(_Process.users)}"
         self._interval_ns = int(1e9 * USERS_TOTAL / RATE_PER_S) if MODEL == "open" else 0
         # A random phase per user spreads the schedule instead of sending in lockstep.
         self._due_ns = time.monotonic_ns() + random.randrange(max(1, self._interval_ns))
@@ -241,11 +282,17 @@ class JsonRpcUser(User):
         except Exception as exc:  # every failure is a sample, never a crashed user
             done = time.monotonic_ns()
             outcome = classify_exception(exc).value
-            size = 0
+            reply = b""
         else:
             sent, done = answer.sent_ns, answer.answered_ns
             outcome = classify(answer.status, answer.body, label == "batch")
-            size = len(answer.body)
+            reply = answer.body
+        size = len(reply)
+        if CHECKS and label in CHECKED_LABELS:
+            result = summarize(label, outcome == "ok", reply) if size else "-"
+            _Process.checks.append(
+                observation_line(sent, done, self._session, label, outcome, result, body)
+            )
         start = due or sent
         if not self._interval_ns:
             intended = sent

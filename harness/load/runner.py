@@ -3,7 +3,9 @@
 Locust monkey-patches with gevent, so it never runs in the harness's (pytest's) process.
 The runner spawns it with argument lists, records the processes in the fault ledger (so
 a SIGKILLed harness leaves no load generator running), and tails the workers' sample
-files in a thread, handing every sample to a callback as it arrives.
+files in a thread, handing every sample to a callback as it arrives. Beside them the
+workers write what clients were answered (``checks-*.txt``, unless ``HARNESS_LOAD_CHECKS=0``),
+which `harness.measure.observations` reads for the checker.
 
 Distributed over machines is Locust's own distributed mode: with ``remote_workers`` the
 master binds ``master_bind:master_port``, expects the local and the remote workers, and
@@ -337,6 +339,8 @@ class LoadRun:
             "HARNESS_LOAD_ACCOUNTS": str(accounts_needed(s)),
             "HARNESS_LOAD_TIMEOUT_S": str(s.timeout_s),
             "HARNESS_LOAD_REFRESH_S": os.environ.get("HARNESS_LOAD_REFRESH_S", "1.0"),
+            # What clients saw, for the checker (harness.measure.observations); 0: off.
+            "HARNESS_LOAD_CHECKS": os.environ.get("HARNESS_LOAD_CHECKS", "1"),
         }
 
     def _spawn(self, argv: list[str], log_name: str) -> None:

@@ -89,14 +89,21 @@ class Prober:
         (every one held by an unanswered probe: a stall) is recorded as the timeout it
         would have been, without being sent late (the coordinated-omission correction)."""
         interval_ns = int(self.interval_s * 1e9)
-        senders = math.ceil(self.timeout_s / self.interval_s) + 2
+        # Enough senders for every slot of a timeout to be in flight at once; started only
+        # as they are needed (a healthy service needs one or two), since each thread holds
+        # a connection and memory.
+        most = math.ceil(self.timeout_s / self.interval_s) + 2
         due_slots: queue.SimpleQueue[int | None] = queue.SimpleQueue()
-        pool = [
-            threading.Thread(target=self._send_loop, args=(name, url, due_slots), daemon=True)
-            for _ in range(senders)
-        ]
-        for thread in pool:
+        pool: list[threading.Thread] = []
+
+        def grow() -> None:
+            thread = threading.Thread(
+                target=self._send_loop, args=(name, url, due_slots), daemon=True
+            )
             thread.start()
+            pool.append(thread)
+
+        grow()
         due = time.monotonic_ns()
         while True:
             pause_s = (due - time.monotonic_ns()) / 1e9
@@ -104,6 +111,8 @@ class Prober:
                 break
             if self._stop.is_set():
                 break
+            if due_slots.qsize() and len(pool) < most:  # the last slot found no idle sender
+                grow()
             due_slots.put(due)
             due += interval_ns
         for _ in pool:

@@ -60,6 +60,35 @@ METRICS: dict[str, Metric] = {
             True,
             "head answered through the frontend behind the best node's",
         ),
+        Metric(
+            "head_regressions",
+            "answers",
+            "lower",
+            True,
+            "heads lower than one the same client was already told (beyond a reorg)",
+        ),
+        Metric(
+            "unknown_advertised_block",
+            "answers",
+            "lower",
+            True,
+            "null or unknown for a block at or below a head already advertised",
+        ),
+        Metric("hash_mismatch", "answers", "lower", True, "blocks or receipts on no branch"),
+        Metric(
+            "vanished_receipts",
+            "answers",
+            "lower",
+            True,
+            "receipts seen, then null for the same transaction without a reorg",
+        ),
+        Metric(
+            "missing_logs",
+            "answers",
+            "lower",
+            True,
+            "eth_getLogs short for a known block that has logs",
+        ),
         Metric("p50_ms", "ms", "lower", True, "median latency"),
         Metric("p99_ms", "ms", "lower", True, "99th percentile latency"),
         Metric("p999_ms", "ms", "lower", True, "99.9th percentile latency"),
@@ -69,6 +98,14 @@ METRICS: dict[str, Metric] = {
 RECOVERY_METRICS = tuple(name for name, m in METRICS.items() if not m.per_phase)
 PHASE_METRICS = tuple(name for name, m in METRICS.items() if m.per_phase)
 LATENCY_METRICS = ("p50_ms", "p99_ms", "p999_ms", "max_ms")
+#: What the checker of clients' histories counts (`harness.measure.checker`), per phase.
+HISTORY_METRICS = (
+    "head_regressions",
+    "unknown_advertised_block",
+    "hash_mismatch",
+    "vanished_receipts",
+    "missing_logs",
+)
 #: Per-phase metrics that may also name a method: ``p99_ms[fault:eth_call]``.
 PER_METHOD_METRICS = (*LATENCY_METRICS, "error_rate_pct")
 PHASES = ("baseline", "fault", "recovery")

@@ -580,3 +580,10 @@ def test_the_tail_reads_complete_lines_only_and_the_rest_when_it_is_complete(
             out.write(line[10:])
         assert [o.head for o in tail.poll()] == [5]
     assert len(read_observations(tmp_path)) == 2
+
+
+def test_every_anomaly_kind_is_an_slo_metric_per_phase() -> None:
+    from harness.measure.metrics import HISTORY_METRICS, METRICS
+
+    assert set(HISTORY_METRICS) == set(KINDS)
+    assert all(METRICS[k].per_phase and METRICS[k].better == "lower" for k in KINDS)

@@ -347,6 +347,11 @@ def cleanup() -> None:
     default="60s",
     help="How long to wait for the load's first request (and for the remote workers).",
 )
+@click.option(
+    "--load-warmup",
+    default="1s",
+    help="How long the load runs before the baseline begins (not judged).",
+)
 @handles_errors
 def run_cmd(
     reports_dir: Path,
@@ -380,6 +385,7 @@ def run_cmd(
     master_port: int,
     load_url_for_remote: str,
     load_start_timeout: str,
+    load_warmup: str,
     **opts: Any,
 ) -> None:
     """Run the main chaos experiment: stack up, probes, baseline, fault, recovery, verdict.
@@ -402,6 +408,7 @@ def run_cmd(
         master_port=master_port,
         remote_target_url=load_url_for_remote,
         start_timeout_s=parse_duration_s(load_start_timeout, "--load-start-timeout"),
+        warmup_s=_duration_or_zero(load_warmup, "--load-warmup"),
     )
     spec = experiment.ExperimentSpec(
         stack=stack_spec_from_options(opts),

@@ -138,9 +138,11 @@ class LiveRun:
             )
             if self._load is not None:
                 self._exit.enter_context(self._load)
-            self.origin_ns = time.monotonic_ns()
             self._watcher.start()
             self._exit.callback(self._done.set)
+            if self.spec.load is not None:
+                self.sleep(self.spec.load.warmup_s)  # the users' start-up: never a phase
+            self.origin_ns = time.monotonic_ns()
             self._exit = self._exit.pop_all()
         return self
 

@@ -71,7 +71,9 @@ class LoadSpec:
     most one per user, and is resolved on construction, so a built spec always holds the
     count. ``remote_workers`` more run on other machines (see `LoadRun`); the master
     waits ``start_timeout_s`` for all of them. ``remote_target_url`` is the target as
-    those machines reach it (empty: the same URL as here).
+    those machines reach it (empty: the same URL as here). ``warmup_s`` is how long the
+    load runs after its first request before any phase begins: the users' start-up (their
+    connections, the first signing) is not the stack's baseline, and is not judged.
     """
 
     profile: str = "searcher"
@@ -87,6 +89,7 @@ class LoadSpec:
     master_port: int = 0
     remote_target_url: str = ""
     start_timeout_s: float = 60.0
+    warmup_s: float = 1.0
 
     def __post_init__(self) -> None:
         load_profile(self.profile)  # an unknown profile fails here, naming the choices
@@ -124,6 +127,8 @@ class LoadSpec:
             raise ConfigError("timeout_s", self.timeout_s, "choose 0.1 to 300 s")
         if not (math.isfinite(self.start_timeout_s) and 1 <= self.start_timeout_s <= 3600):
             raise ConfigError("start_timeout_s", self.start_timeout_s, "choose 1 to 3600 s")
+        if not (math.isfinite(self.warmup_s) and 0 <= self.warmup_s <= 600):
+            raise ConfigError("warmup_s", self.warmup_s, "choose 0 to 600 s")
         if not 0 <= self.master_port <= 65535:
             raise ConfigError(
                 "master_port", self.master_port, "choose a TCP port, or 0 for a free one"

@@ -343,6 +343,8 @@ def test_workers_default_to_one_per_core_but_never_more_than_the_users() -> None
         ({"master_port": 65536}, "master_port"),
         ({"start_timeout_s": 0}, "start_timeout_s"),
         ({"start_timeout_s": math.nan}, "start_timeout_s"),
+        ({"warmup_s": -1}, "warmup_s"),
+        ({"warmup_s": math.inf}, "warmup_s"),
         ({"remote_target_url": "10.0.0.5:8545"}, "remote_target_url"),
     ],
 )

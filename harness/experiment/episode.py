@@ -136,16 +136,26 @@ def run_episode(
 
 
 def _wait_for_recovery(live: LiveRun, fault_ns: int, faulted: list[str], timeout_s: float) -> None:
-    """Until the service answered for 0.5 s straight and every faulted component is back."""
+    """Until the service answered for 0.5 s straight and every faulted component is back,
+    and has stayed back for one health-check interval: a check sent before a resume can
+    still fail after it (HAProxy marked a resumed node DOWN 0.4 s after it answered), and
+    a recovery judged before that report would end the episode with the node out of
+    rotation."""
     assert live.prober is not None
+    confirm_ns = live.spec.stack.health_check.inter_ms * 1_000_000
     deadline = time.monotonic() + timeout_s
+    back_since: int | None = None
     while time.monotonic() < deadline and not live.aborted:
         samples, transitions = live.prober.snapshot(since_ns=fault_ns)
         found = measure_recovery(samples, transitions, fault_ns, faulted)
-        horizon = time.monotonic_ns() - 500_000_000
-        recent = [s for s in samples if s.target == FRONTEND and s.intended_ns > horizon]
+        now = time.monotonic_ns()
+        recent = [s for s in samples if s.target == FRONTEND and s.intended_ns > now - 500_000_000]
         if found.mttr_component_s is not None and recent and all(s.outcome == "ok" for s in recent):
-            return
+            back_since = now if back_since is None else back_since
+            if now - back_since >= confirm_ns:
+                return
+        else:
+            back_since = None
         time.sleep(0.05)
     log.warning("no recovery within %.0fs", timeout_s)
 

@@ -221,6 +221,12 @@ class StackState:
     toxiproxy_url: str | None = None  # the Toxiproxy server holding the nodes' proxies
     haproxy_policy: str = "roadmap"  # the policy asked for (StackSpec.policy)
     haproxy_template: str | None = None  # the template that rendered the config that ran
+    # "one": the served nodes follow one chain source through the replicator
+    # (harness.chain); "independent": each node mines a chain of its own.
+    chain: str = "independent"
+    chain_source_url: str | None = None  # the chain source (not served to clients)
+    replicator_url: str | None = None  # the replicator's control API
+    chain_log: str | None = None  # every block the source had (harness.chain.read_chain_log)
 
     @property
     def nodes(self) -> tuple[ComponentState, ...]:

@@ -19,10 +19,12 @@ import os
 import tempfile
 import threading
 import time
+import tracemalloc
 from pathlib import Path
 
 import psutil
 
+from harness.experiment.live import Progress
 from harness.gameday import GamedaySpec, Window, make_schedule
 from harness.gameday.day import DayPlan, run_day
 from harness.load import LoadSpec
@@ -38,7 +40,16 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=500.0, help="requests per second")
     parser.add_argument("--gap", type=float, nargs=2, default=(20.0, 40.0), metavar=("LO", "HI"))
     parser.add_argument("--seed", type=int, default=14)
+    parser.add_argument(
+        "--trace",
+        action="store_true",
+        help="print what grew between minute 2 and the end "
+        "(tracemalloc: slower, so its RSS figures are not the benchmark's)",
+    )
     args = parser.parse_args()
+    if args.trace:
+        tracemalloc.start(8)
+    snapshots: list[tracemalloc.Snapshot] = []
 
     os.environ.setdefault("HARNESS_STATE_DIR", tempfile.mkdtemp(prefix="bench-gameday-"))
     me = psutil.Process()
@@ -48,11 +59,13 @@ def main() -> None:
 
     def sample() -> None:
         while not done.wait(5.0):
-            workers = sum(
-                p.memory_info().rss
-                for p in me.children(recursive=True)
-                if "locust" in " ".join(p.cmdline())
-            )
+            workers = 0
+            for p in me.children(recursive=True):
+                try:
+                    if "locust" in " ".join(p.cmdline()):
+                        workers += p.memory_info().rss
+                except psutil.Error:  # exited (or a zombie) meanwhile
+                    continue
             series.append((time.monotonic() - started, me.memory_info().rss, workers))
 
     spec = GamedaySpec(
@@ -66,16 +79,32 @@ def main() -> None:
     stack = StackSpec(name="benchday")
     schedule = make_schedule(spec, plan_stack(stack).state())
     threading.Thread(target=sample, daemon=True).start()
+    day: list[tuple[float, int]] = []  # (s into the day, RSS), each second, by the run itself
+
+    def progress(p: Progress) -> None:
+        if p.phase == "done":
+            return
+        day.append((p.elapsed_s, me.memory_info().rss))
+        if args.trace and not snapshots and p.elapsed_s >= 120:
+            snapshots.append(tracemalloc.take_snapshot())
+        if args.trace and p.elapsed_s >= args.minutes * 60 - 5 and len(snapshots) == 1:
+            snapshots.append(tracemalloc.take_snapshot())
+
     with tempfile.TemporaryDirectory() as reports:
-        result = run_day(spec, stack, DayPlan(schedule, None), Path(reports))
+        result = run_day(spec, stack, DayPlan(schedule, None), Path(reports), progress=progress)
     done.set()
-    minute2 = next((rss for t, rss, _ in series if t >= 120), None)
-    # The day's last minute, before its end of day judgement (which builds every figure
-    # at once, a peak of its own, printed apart).
-    in_day = [rss for t, rss, _ in series if t <= args.minutes * 60]
-    end = in_day[-1] if in_day else None
+    minute2 = next((rss for t, rss in day if t >= 120), None)
+    # The day's last second, before its end-of-day judgement (which builds every figure at
+    # once: a peak of its own, printed apart).
+    end = day[-1][1] if day else None
     peak = max((rss for _, rss, _ in series), default=0)
     load_samples = result.load.samples if result.load else 0
+    if len(snapshots) == 2:
+        print("what grew most between minute 2 and the end (tracemalloc):")
+        for stat in snapshots[1].compare_to(snapshots[0], "traceback")[:10]:
+            print(f"  {stat.size_diff / 1024:+9.1f} KiB {stat.count_diff:+7d} blocks")
+            for line in stat.traceback.format()[-6:]:
+                print(f"      {line}")
     print(
         f"game day of {args.minutes:g} min at {args.rate:g} req/s: {len(result.episodes)} "
         f"episodes ({len(result.skipped)} skipped), {load_samples:,} load samples, "

@@ -17,6 +17,7 @@ from harness.experiment.live import LiveRun, Observations
 from harness.experiment.spec import EpisodeSpec
 from harness.faults import Fault, FaultRecord
 from harness.measure import FRONTEND, SLO, Phase, PhaseStats, Recovery, evaluate, phase_stats
+from harness.measure.checker import EXAMPLES, KINDS, Anomaly, CheckResult, check_metrics
 from harness.measure.head_lag import LagPoint, worst
 from harness.measure.metrics import PHASES, Measured, derive
 from harness.measure.recorder import LoadPhase
@@ -68,6 +69,9 @@ class EpisodeResult:
     steady_after: SteadyState | None
     steady_wait_s: float = 0.0
     command: tuple[str, ...] = ()  # the `harness run` that repeats this episode alone
+    # What clients saw that fits no history of the chain: the first few of each kind sent
+    # in the episode (the counts per phase are in ``measured``); () if not checked.
+    anomalies: tuple[Anomaly, ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -150,12 +154,13 @@ def _wait_for_recovery(live: LiveRun, fault_ns: int, faulted: list[str], timeout
         found = measure_recovery(samples, transitions, fault_ns, faulted)
         now = time.monotonic_ns()
         recent = [s for s in samples if s.target == FRONTEND and s.intended_ns > now - 500_000_000]
-        if found.mttr_component_s is not None and recent and all(s.outcome == "ok" for s in recent):
-            back_since = now if back_since is None else back_since
-            if now - back_since >= confirm_ns:
-                return
-        else:
-            back_since = None
+        if found.mttr_component_s is None:
+            back_since = None  # not back, or marked DOWN again since
+        elif back_since is None:
+            if recent and all(s.outcome == "ok" for s in recent):
+                back_since = now
+        elif now - back_since >= confirm_ns:
+            return
         time.sleep(0.05)
     log.warning("no recovery within %.0fs", timeout_s)
 
@@ -174,8 +179,10 @@ def judge_episode(
     node_lag: dict[str, list[LagPoint]],
     frontend_lag: list[LagPoint],
     slos: tuple[SLO, ...],
+    histories: CheckResult | None = None,
 ) -> EpisodeResult:
-    """The episode's figures from what the instruments saw, and its SLO verdicts."""
+    """The episode's figures from what the instruments saw, and its SLO verdicts; with
+    ``histories`` (the checker's, at the end of a run) its per-phase anomaly counts too."""
     phases = window.phases
     start, end = phases[0].start_ns, phases[-1].end_ns
     # Only this episode's own window: a later episode's failures are not its outage.
@@ -193,6 +200,10 @@ def judge_episode(
             replace(p, phase=mine[p.phase]) for p in seen.load.summary.phases if p.phase in mine
         )
     measured = derive(found, probes, load or None, max(known) if known else None, frontend)
+    anomalies: tuple[Anomaly, ...] = ()
+    if histories is not None:
+        measured.update(check_metrics(histories, [(p.name, p.start_ns, p.end_ns) for p in phases]))
+        anomalies = _examples(histories, start, end)
     return EpisodeResult(
         index=window.index,
         spec=window.spec,
@@ -208,4 +219,14 @@ def judge_episode(
         aborted=window.aborted,
         steady_after=window.steady_after,
         steady_wait_s=window.steady_wait_s,
+        anomalies=anomalies,
     )
+
+
+def _examples(histories: CheckResult, start_ns: int, end_ns: int) -> tuple[Anomaly, ...]:
+    """The first few anomalies of each kind sent in [start_ns, end_ns)."""
+    found: list[Anomaly] = []
+    for kind in KINDS:
+        mine = [a for a in histories.examples.get(kind, ()) if start_ns <= a.at_ns < end_ns]
+        found += mine[:EXAMPLES]
+    return tuple(found)

@@ -37,7 +37,7 @@ anomalies, each counted once per answer, at the request's send time:
 from __future__ import annotations
 
 import heapq
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -102,7 +102,8 @@ class Anomaly:
 
 @dataclass(frozen=True)
 class CheckResult:
-    """Every anomaly's time per kind (sorted), and the first few of each kind in full."""
+    """Every anomaly's time per kind (sorted), and the first few of each kind (in each
+    window asked for) in full."""
 
     observations: int
     sessions: int
@@ -157,13 +158,15 @@ def check(
     probe_heads: Iterable[ProbeSample] = (),
     *,
     examples: int = EXAMPLES,
+    windows_ns: Sequence[int] = (),
 ) -> CheckResult:
     """Judge every observation (and frontend probe) against its session's past and the chain;
-    keep the first ``examples`` anomalies of each kind (by send time)."""
+    keep the first ``examples`` anomalies of each kind (by send time), in each window that
+    starts at one of ``windows_ns`` (sorted; a run's episodes) and in the time before."""
     ordered = sorted([*observations, *probe_observations(probe_heads)], key=_sent)
     if not ordered:
         return CheckResult(0, 0, {k: () for k in KINDS}, {k: () for k in KINDS})
-    checker = _Checker(chain, ordered, examples)
+    checker = _Checker(chain, ordered, examples, windows_ns)
     for o in ordered:
         checker.judge(o)
     return CheckResult(
@@ -193,9 +196,18 @@ class _Session:
 
 
 class _Checker:
-    def __init__(self, chain: ChainLog, ordered: Sequence[Observation], examples: int) -> None:
+    def __init__(
+        self,
+        chain: ChainLog,
+        ordered: Sequence[Observation],
+        examples: int,
+        windows_ns: Sequence[int] = (),
+    ) -> None:
         self.chain = chain
         self.limit = examples
+        self.windows_ns = tuple(windows_ns)
+        # Examples kept so far per (kind, window): a late episode keeps its own.
+        self._kept: dict[tuple[str, int], int] = {}
         self.sessions: dict[str, _Session] = {}
         self.times: dict[str, list[int]] = {k: [] for k in KINDS}
         self.examples: dict[str, list[Anomaly]] = {k: [] for k in KINDS}
@@ -291,7 +303,10 @@ class _Checker:
 
     def _found(self, kind: str, o: Observation, why: str) -> None:
         self.times[kind].append(o.sent_ns)
-        if len(self.examples[kind]) < self.limit:
+        key = (kind, bisect_right(self.windows_ns, o.sent_ns))
+        kept = self._kept.get(key, 0)
+        if kept < self.limit:
+            self._kept[key] = kept + 1
             self.examples[kind].append(Anomaly(kind, o, why))
 
     def _head(self, s: _Session, o: Observation) -> None:

@@ -48,6 +48,7 @@ class EpisodeWindow:
     aborted: str | None
     steady_after: SteadyState | None
     steady_wait_s: float  # how long the next episode waited for the steady state
+    in_sync: bool = False  # one chain: a component is back when it is in sync again
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,10 @@ def run_episode(
         Phase("fault", record.requested_ns, record.reverted_ns),
         Phase("recovery", record.reverted_ns, end_ns),
     )
-    return EpisodeWindow(index, spec, record, phases, tuple(faulted), live.reason, after, waited_s)
+    return EpisodeWindow(
+        index, spec, record, phases, tuple(faulted), live.reason, after, waited_s,
+        in_sync=live.stack.state().chain == "one",
+    )  # fmt: skip
 
 
 def _wait_for_recovery(live: LiveRun, fault_ns: int, faulted: list[str], timeout_s: float) -> None:
@@ -147,11 +151,12 @@ def _wait_for_recovery(live: LiveRun, fault_ns: int, faulted: list[str], timeout
     rotation."""
     assert live.prober is not None
     confirm_ns = live.spec.stack.health_check.inter_ms * 1_000_000
+    in_sync = live.stack.state().chain == "one"
     deadline = time.monotonic() + timeout_s
     back_since: int | None = None
     while time.monotonic() < deadline and not live.aborted:
         samples, transitions = live.prober.snapshot(since_ns=fault_ns)
-        found = measure_recovery(samples, transitions, fault_ns, faulted)
+        found = measure_recovery(samples, transitions, fault_ns, faulted, in_sync)
         now = time.monotonic_ns()
         recent = [s for s in samples if s.target == FRONTEND and s.intended_ns > now - 500_000_000]
         if found.mttr_component_s is None:
@@ -167,9 +172,19 @@ def _wait_for_recovery(live: LiveRun, fault_ns: int, faulted: list[str], timeout
 
 def probed_as(state: StackState, targets: tuple[str, ...]) -> list[str]:
     """The probe targets that show each faulted component's health: a node's own port, and
-    for HAProxy or the fault proxy (no port of their own to probe) the frontend."""
+    for HAProxy, the fault proxy or the replicator (no port of their own to probe) the
+    frontend; for the chain source, every node (they follow it)."""
     roles = {c.name: c.role for c in state.components}
-    return [FRONTEND if roles.get(name) in ("balancer", "proxy") else name for name in targets]
+    probed: list[str] = []
+    for name in targets:
+        role = roles.get(name)
+        if role in ("balancer", "proxy", "replicator"):
+            probed.append(FRONTEND)
+        elif role == "source":  # every node follows the chain source
+            probed += [n.name for n in state.nodes]
+        else:
+            probed.append(name)
+    return list(dict.fromkeys(probed))
 
 
 def judge_episode(
@@ -189,7 +204,9 @@ def judge_episode(
     samples = tuple(s for s in seen.samples if s.intended_ns < end)
     transitions = tuple(t for t in seen.transitions if t.t_ns < end)
     probes = tuple(phase_stats(samples, p, t) for p in phases for t in [FRONTEND, *nodes])
-    found = measure_recovery(samples, transitions, window.fault.effective_ns, window.faulted)
+    found = measure_recovery(
+        samples, transitions, window.fault.effective_ns, window.faulted, window.in_sync
+    )
     node_worst = [worst(points, start, end) for points in node_lag.values()]
     known = [w for w in node_worst if w is not None]
     frontend = {p.name: worst(frontend_lag, p.start_ns, p.end_ns) for p in phases}

@@ -16,7 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.errors import StackError
 from harness.experiment.spec import ExperimentSpec
+from harness.jsonrpc import RpcClient
 from harness.load.runner import LoadRun, accounts_needed
 from harness.load.workload import prepare_chain
 from harness.measure import Prober, ProbeSample, ServerTransition
@@ -88,6 +90,25 @@ class Observations:
     aborted: str | None
 
 
+def _prepare(state: StackState, accounts: int) -> str:
+    """The workload contract on every node: deployed on each chain, or on one chain's
+    source and then waited for on every node (the replicator replays it)."""
+    if state.chain != "one" or not state.chain_source_url or not state.replicator_url:
+        return prepare_chain([n.url for n in state.nodes], accounts=accounts)
+    from harness.chain import ReplicatorClient
+
+    contract = prepare_chain([state.chain_source_url], accounts=accounts, by_transactions=True)
+    with RpcClient(state.chain_source_url, timeout_s=2.0) as source:
+        deployed = source.block_number()
+    client = ReplicatorClient(state.replicator_url)
+    deadline = time.monotonic() + 30
+    while (client.wait_synced(timeout_s=30).source.head or 0) < deployed:
+        if time.monotonic() > deadline:
+            raise StackError(f"the nodes did not replay the source's block {deployed} in 30 s")
+        time.sleep(0.05)
+    return contract
+
+
 class LiveRun:
     """Probes, load and safeguards over a stack, for the duration of a ``with`` block."""
 
@@ -122,9 +143,7 @@ class LiveRun:
         state = self.stack.state()
         with self._exit:
             if self.spec.load is not None:
-                contract = prepare_chain(
-                    [n.url for n in state.nodes], accounts=accounts_needed(self.spec.load)
-                )
+                contract = _prepare(state, accounts_needed(self.spec.load))
                 self._load = LoadRun(
                     self.spec.load, load_url(self.spec.load_at, state),
                     self.run_dir / "load", contract, self.recorder.add,

@@ -1,6 +1,7 @@
 """Faults: every one a context manager that is ledgered, verified, timed and always undone."""
 
-from harness.faults import network, proxy, resources
+from harness.faults import chain, network, proxy, resources
+from harness.faults.chain import Lag, PeerPartition, Reorg
 from harness.faults.fault import Fault, FaultIneffective, FaultRecord, FaultUnavailable
 from harness.faults.ledger import Ledger, replay_open_records
 from harness.faults.network import (
@@ -31,17 +32,21 @@ __all__ = [
     "FaultRecord",
     "FaultUnavailable",
     "Kill",
+    "Lag",
     "Latency",
     "Ledger",
     "Loss",
     "MemoryPressure",
     "Partition",
     "Pause",
+    "PeerPartition",
     "Reorder",
+    "Reorg",
     "Restart",
     "Stop",
     "SyncStall",
     "Terminate",
+    "chain",
     "make_fault",
     "network",
     "parameters",

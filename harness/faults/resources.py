@@ -938,7 +938,9 @@ def _head(url: str) -> int:
 @register
 @dataclass
 class SyncStall(Fault):
-    """The node keeps answering but its head stops: anvil's ``evm_setIntervalMining(0)``.
+    """The node keeps answering but its head stops: anvil's ``evm_setIntervalMining(0)``;
+    on a one-chain stack, the real sync stall: the replicator stops feeding the node
+    (`harness.faults.chain.replication_pause`), and the undo waits until it caught up.
 
     The undo sets interval mining back to the stack's block time. anvil takes it in whole
     seconds only (``evm_setIntervalMining`` is a u64 of seconds in anvil 1.7.1), so a stack
@@ -953,8 +955,15 @@ class SyncStall(Fault):
         self.mechanism = "evm_setIntervalMining(0)"
         self._block_time_s = 0.0
         self._heads: dict[str, int] = {}
+        self._replication: Fault | None = None
 
     def plan(self, targets: tuple[ComponentState, ...]) -> list[UndoOp]:
+        if self.stack.state().chain == "one":
+            from harness.faults.chain import replication_pause
+
+            self._replication = replication_pause(self)
+            self.mechanism = self._replication.mechanism
+            return self._replication.plan(targets)
         others = sorted({t.kind for t in targets if t.kind != "anvil"})
         if others:
             raise FaultUnavailable(
@@ -991,6 +1000,8 @@ class SyncStall(Fault):
         return ops
 
     def apply(self, targets: tuple[ComponentState, ...]) -> None:
+        if self._replication is not None:
+            return self._replication.apply(targets)
         for target in targets:
             with RpcClient(target.url, timeout_s=2.0) as client:
                 try:
@@ -1003,6 +1014,8 @@ class SyncStall(Fault):
 
     def verify_applied(self, targets: tuple[ComponentState, ...]) -> None:
         """No node's head moves for two block times, and every node keeps answering."""
+        if self._replication is not None:
+            return self._replication.verify_applied(targets)
         deadline = time.monotonic() + 2 * self._block_time_s
         while True:
             for target in targets:
@@ -1024,6 +1037,8 @@ class SyncStall(Fault):
 
     def verify_reverted(self, targets: tuple[ComponentState, ...]) -> None:
         """Every node's head moves again within three block times."""
+        if self._replication is not None:
+            return self._replication.verify_reverted(targets)
         for target in targets:
             start = self._heads[target.name]
 

@@ -537,6 +537,7 @@ WARMUP_TXS = 3
 _SWAP_GAS = 100_000  # swap() uses ~50k: two SSTOREs and a LOG2
 _MIN_BALANCE_WEI = 10**18
 _FUNDED_BALANCE_WEI = 10_000 * 10**18
+_TRANSFERRED_WEI = 100 * 10**18  # from a dev account (10,000 ETH): a hundred accounts' worth
 
 
 def prepare_chain(
@@ -544,6 +545,7 @@ def prepare_chain(
     *,
     accounts: int = DEFAULT_ACCOUNTS,
     timeout_s: float = 60.0,
+    by_transactions: bool = False,
 ) -> str:
     """Deploy the workload contract on every node and return its address (the same on all).
 
@@ -552,13 +554,22 @@ def prepare_chain(
     `WARMUP_TXS` swaps so receipts and logs exist. Idempotent: a node that already has
     the code is left alone. Also funds mnemonic accounts ``DEFAULT_ACCOUNTS..accounts-1``
     (anvil_setBalance). Raises `StackError` naming the node when anything fails.
+
+    ``by_transactions``: fund by transfers from the node's first dev account instead, for a
+    chain source whose followers must replay every change (a cheat is in no block).
     """
     address = contract_address()
     pending: list[tuple[str, list[str]]] = []
     for url in node_urls:
         try:
             with RpcClient(url, timeout_s=5.0) as client:
-                _fund(client, [a.address for a in funded_accounts(accounts)[DEFAULT_ACCOUNTS:]])
+                wanting = [a.address for a in funded_accounts(accounts)[DEFAULT_ACCOUNTS:]]
+                if by_transactions:
+                    # The deployer too: a chain source's followers replay transactions only.
+                    wanting.append(deployer().address)
+                    _fund_by_transfers(client, wanting, time.monotonic() + timeout_s)
+                else:
+                    _fund(client, wanting)
                 sent = _deploy(client, address)
                 if sent:
                     pending.append((url, sent))
@@ -589,6 +600,27 @@ def _fund(client: RpcClient, addresses: list[str]) -> None:
                 f"{client.url}: {address} needs ether and the node cannot mint it "
                 f"(anvil_setBalance: {exc}); fund it from a dev account, or use anvil"
             ) from exc
+
+
+def _fund_by_transfers(client: RpcClient, addresses: list[str], deadline: float) -> None:
+    """Give each of ``addresses`` ether from the node's first dev account, in blocks."""
+    poor = [
+        a
+        for a in addresses
+        if int(client.call("eth_getBalance", [a, "latest"]), 16) < _MIN_BALANCE_WEI
+    ]
+    if not poor:
+        return
+    (sender, *_) = client.call("eth_accounts")
+    hashes = [
+        client.call(
+            "eth_sendTransaction",
+            [{"from": sender, "to": a, "value": hex(_TRANSFERRED_WEI)}],
+        )
+        for a in poor
+    ]
+    for h in hashes:
+        _wait_receipt(client, str(h), deadline, client.url)
 
 
 def _deploy(client: RpcClient, address: str) -> list[str]:

@@ -9,13 +9,18 @@ Definitions (all from the fault's effective time, t0):
   0 if no frontend probe failed.
 - MTTR (service): t0 to the end of the client-visible outage, or 0 if there was none.
 - MTTR (component): t0 to the faulted node answering its own probe again (answered) and, if HAProxy
-  had marked it DOWN, to HAProxy marking it UP again: back in rotation.
+  had marked it DOWN, to HAProxy marking it UP again: back in rotation. On one chain
+  (``in_sync``), answering means in sync too: a probe whose head is more than a block
+  below the best head any node had answered by then does not count, so a node that
+  restarted or resumed is back when it has replayed what it missed, as a real node is
+  back when it has synced.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from bisect import bisect_right
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from harness.measure.samples import FRONTEND, ProbeSample, ServerTransition
@@ -98,14 +103,38 @@ def phase_stats(samples: Sequence[ProbeSample], phase: Phase, target: str) -> Ph
     )
 
 
+def _in_sync_judge(samples: Sequence[ProbeSample]) -> Callable[[ProbeSample], bool]:
+    """Whether a node's probe was answered ok with a head within a block of the best head
+    any node's answer had shown by the time it was sent."""
+    answers = sorted(
+        (answered_ns(s), s.head)
+        for s in samples
+        if s.target != FRONTEND and s.outcome == "ok" and s.head is not None
+    )
+    times = [t for t, _ in answers]
+    best: list[int] = []
+    for _, head in answers:
+        best.append(max(head, best[-1]) if best else head)  # type: ignore[arg-type]
+
+    def good(s: ProbeSample) -> bool:
+        if s.outcome != "ok" or s.head is None:
+            return False
+        seen = bisect_right(times, s.intended_ns)
+        return seen == 0 or s.head >= best[seen - 1] - 1
+
+    return good
+
+
 def recovery(
     samples: Sequence[ProbeSample],
     transitions: Sequence[ServerTransition],
     fault_ns: int,
     faulted: Sequence[str],
+    in_sync: bool = False,
 ) -> Recovery:
     """TTD, outage and MTTRs after a fault that became effective at ``fault_ns``."""
     after = sorted((s for s in samples if s.intended_ns >= fault_ns), key=lambda s: s.intended_ns)
+    good = _in_sync_judge(samples) if in_sync else (lambda s: s.outcome == "ok")
     frontend = [s for s in after if s.target == FRONTEND]
     failed = [s for s in frontend if s.outcome != "ok"]
     if failed:
@@ -130,12 +159,12 @@ def recovery(
     component_s: list[float] = []
     for name in faulted:
         own = [s for s in after if s.target == name]
-        last_bad = max((s.intended_ns for s in own if s.outcome != "ok"), default=None)
+        last_bad = max((s.intended_ns for s in own if not good(s)), default=None)
         answering = next(
             (
                 s.intended_ns
                 for s in own
-                if s.outcome == "ok" and (last_bad is None or s.intended_ns > last_bad)
+                if good(s) and (last_bad is None or s.intended_ns > last_bad)
             ),
             None,
         )

@@ -26,7 +26,21 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import Any
 
+from harness.chain import (
+    FollowerSpec,
+    NodeSettings,
+    ReplicatorClient,
+    ReplicatorConfig,
+    ReplicatorError,
+    check_genesis,
+    follower_args,
+    genesis_timestamp,
+    parse_delay,
+    replicator_command,
+    source_args,
+)
 from harness.errors import ConfigError, StackError
 from harness.jsonrpc import RpcClient, RpcFailure
 from harness.proxy.toxiproxy import ToxiproxyDriver, ToxiproxyError
@@ -67,6 +81,9 @@ LOOPBACK = "127.0.0.1"
 BALANCER = "haproxy"
 PROXY = "fault-proxy"
 AGENT = "lag-agent"
+SOURCE = "chain-source"  # one chain: the hidden anvil that mines (harness.chain)
+REPLICATOR = "replicator"  # one chain: replays the source's blocks into every node
+CHAIN_LOG = "chain.jsonl"
 
 
 def free_port(host: str = LOOPBACK) -> int:
@@ -114,6 +131,10 @@ def layout(
     the lag agent (policy=hardened), HAProxy. Pure: ``port`` picks each port, ``data_dir``
     names each node's directory."""
     components: list[ComponentState] = []
+    if spec.chain == "one":
+        components.append(
+            ComponentState(SOURCE, "anvil", "source", None, LOOPBACK, port(), data_dir(SOURCE))
+        )
     for index in range(spec.nodes):
         name = node_name(index)
         role: Role = "primary" if index == 0 else "backup"
@@ -152,10 +173,29 @@ def layout(
             replace(c, agent_port=port()) if c.role in NODE_ROLES else c for c in components
         ]
         components.append(ComponentState(AGENT, AGENT, "agent", None, LOOPBACK, port()))
+    if spec.chain == "one":
+        components.append(
+            ComponentState(REPLICATOR, REPLICATOR, "replicator", None, LOOPBACK, port())
+        )
     components.append(
         ComponentState(BALANCER, "haproxy", "balancer", None, LOOPBACK, frontend_port)
     )
     return components, proxy_control_url
+
+
+def chain_fields(
+    spec: StackSpec, components: list[ComponentState], stack_dir: str
+) -> dict[str, Any]:
+    """The `StackState` fields that say which chain the nodes follow."""
+    if spec.chain != "one":
+        return {"chain": spec.chain}
+    named = {c.name: c for c in components}
+    return {
+        "chain": "one",
+        "chain_source_url": named[SOURCE].url,
+        "replicator_url": f"http://{LOOPBACK}:{named[REPLICATOR].port}/",
+        "chain_log": str(Path(stack_dir) / CHAIN_LOG) if stack_dir else None,
+    }
 
 
 class PlannedStack:
@@ -182,6 +222,7 @@ class PlannedStack:
             toxiproxy_url=spec.toxiproxy,
             haproxy_policy=spec.policy,
             haproxy_template=str(haproxy.template_for(spec.policy, spec.haproxy_template)),
+            **chain_fields(spec, components, ""),
         )
 
     def state(self) -> StackState:
@@ -261,7 +302,8 @@ class LocalStack:
             raise
         self.ready_s = (time.monotonic_ns() - started_ns) / 1e9
         self._phase = "ready"
-        if self.adapter.kind == "anvil":
+        if self.adapter.kind == "anvil" and self.spec.chain == "independent":
+            # One chain: the replicator is the nodes' sync; no peer sync of their own.
             self._sync = PeerSync(
                 lambda: self.state().nodes, self.spec.block_time_s, self._on_sync
             ).__enter__()
@@ -340,6 +382,10 @@ class LocalStack:
             spec, frontend_port, free_port, lambda node: str(self.dir / "nodes" / node / "data")
         )
         self._networks: dict[str, NodeNetwork] = {}
+        for c in components:
+            if c.role == "source":
+                assert c.data_dir is not None
+                Path(c.data_dir).mkdir(parents=True, exist_ok=True)
         for index, node in enumerate(c for c in components if c.role in NODE_ROLES):
             assert node.data_dir is not None
             Path(node.data_dir).mkdir(parents=True, exist_ok=True)
@@ -365,6 +411,7 @@ class LocalStack:
             toxiproxy_url=spec.toxiproxy,
             haproxy_policy=spec.policy,
             haproxy_template=str(template),
+            **chain_fields(spec, components, str(self.dir)),
         )
         servers = [
             haproxy.ServerEntry(
@@ -396,22 +443,49 @@ class LocalStack:
         self._supervisor = Supervisor(
             self.dir / "logs", on_event=self._on_event, hold_dir=self.dir / HOLD_DIR
         )
-        for c in self._state.nodes:
-            assert c.data_dir is not None
-            argv = self.adapter.command(
-                port=c.port,
-                host=c.host,
-                data_dir=Path(c.data_dir),
+        deadline = time.monotonic() + self.spec.ready_timeout_s
+        one_chain = self._state.chain == "one"
+        genesis = genesis_timestamp()  # one chain: the same for the source and every node
+        if one_chain:
+            source = self._state.component(SOURCE)
+            assert source.data_dir is not None
+            argv = source_args(
+                self.adapter.binary(),
+                port=source.port,
                 block_time_s=self.spec.block_time_s,
-                extra_ports=tuple(free_port() for _ in range(self.adapter.extra_ports)),
+                genesis_timestamp=genesis,
+                state_path=Path(source.data_dir) / "state.json",
                 extra_args=self.spec.node_args,
             )
+            self._supervisor.add(SOURCE, argv, self.spec.restart)
+            self._wait_answering(source, deadline)
+        for c in self._state.nodes:
+            assert c.data_dir is not None
+            if one_chain:
+                argv = follower_args(
+                    self.adapter.binary(),
+                    port=c.port,
+                    host=c.host,
+                    genesis_timestamp=genesis,
+                    state_path=Path(c.data_dir) / "state.json",
+                    extra_args=self.spec.node_args,
+                )
+            else:
+                argv = self.adapter.command(
+                    port=c.port,
+                    host=c.host,
+                    data_dir=Path(c.data_dir),
+                    block_time_s=self.spec.block_time_s,
+                    extra_ports=tuple(free_port() for _ in range(self.adapter.extra_ports)),
+                    extra_args=self.spec.node_args,
+                )
             if c.name in self._networks:
                 argv = self._networks[c.name].wrap(argv)
             self._supervisor.add(c.name, argv, self.spec.restart)
-        deadline = time.monotonic() + self.spec.ready_timeout_s
         for c in self._state.nodes:
             self._wait_answering(c, deadline)
+        if one_chain:
+            self._launch_replicator(deadline)
         if self._state.proxy_control_url:
             self._launch_proxy(deadline)
         if self._state.toxiproxy_url:
@@ -419,6 +493,45 @@ class LocalStack:
         if any(c.name == AGENT for c in self._state.components):
             self._launch_agent(deadline)
         self._supervisor.add(BALANCER, haproxy.command(self.dir / "haproxy.cfg"), self.spec.restart)
+
+    def _launch_replicator(self, deadline: float) -> None:
+        """The replicator, once the source and every node answer; ready when every node
+        holds the source's head (a fresh stack: the genesis, or a block or two)."""
+        assert self._state is not None and self._supervisor is not None
+        state = self._state
+        assert state.chain_source_url is not None and state.chain_log is not None
+        for node in state.nodes:
+            check_genesis(state.chain_source_url, node.url)
+        delay = parse_delay(self.spec.propagation_delay or "0", "propagation_delay")
+        config = ReplicatorConfig(
+            source_url=state.chain_source_url,
+            nodes=tuple(
+                FollowerSpec(n.name, n.url, NodeSettings(delay=delay)) for n in state.nodes
+            ),
+            control_host=LOOPBACK,
+            control_port=state.component(REPLICATOR).port,
+            log_path=Path(state.chain_log),
+        )
+        self._supervisor.add(REPLICATOR, replicator_command(config), self.spec.restart)
+        assert state.replicator_url is not None
+        client = ReplicatorClient(state.replicator_url)
+        supervisor = self._supervisor
+        while time.monotonic() < deadline:
+            if any(e.component == REPLICATOR and e.kind == "exited" for e in supervisor.events):
+                break
+            if client.healthy():
+                try:
+                    client.wait_synced(max(0.1, deadline - time.monotonic()))
+                    return
+                except ReplicatorError as exc:
+                    raise StackError(
+                        f"the nodes did not catch up with the chain source: {exc}; the "
+                        f"replicator's log says: {self._log_tail(REPLICATOR)}"
+                    ) from exc
+            time.sleep(0.02)
+        raise StackError(
+            f"the chain replicator did not come up; its log says: {self._log_tail(REPLICATOR)}"
+        )
 
     def _launch_proxy(self, deadline: float) -> None:
         assert self._state is not None and self._supervisor is not None

@@ -16,8 +16,11 @@ from urllib.parse import urlsplit
 
 from harness.errors import ConfigError
 
-Role = Literal["primary", "backup", "balancer", "proxy", "agent"]
+Role = Literal["primary", "backup", "balancer", "proxy", "agent", "source", "replicator"]
 NODE_ROLES = ("primary", "backup")
+#: "one": the served nodes follow one chain source (harness.chain), as real nodes follow
+#: their network; "independent": every node mines a chain of its own.
+CHAIN_NAMES = ("one", "independent")
 #: HAProxy policies: "roadmap" (fixtures/haproxy.cfg.j2) or "hardened" (short timeouts,
 #: retries, fast checks and the lag agent: fixtures/haproxy-hardened.cfg.j2).
 POLICY_NAMES = ("roadmap", "hardened")
@@ -81,6 +84,10 @@ class StackSpec:
     # A Toxiproxy server's API (http://127.0.0.1:8474): a proxy of its own before every
     # node, and transport faults go through it.
     toxiproxy: str | None = None
+    # One chain across the nodes (anvil only) or a chain each; and, with one, how long a
+    # block takes to reach each node ("FIXED[,JITTER]" ms, e.g. "50,250": 50-300 ms).
+    chain: str = "independent"
+    propagation_delay: str = ""
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("-", "").replace("_", "").isalnum():
@@ -120,6 +127,25 @@ class StackSpec:
             raise ConfigError("policy", self.policy, f"choose one of: {', '.join(POLICY_NAMES)}")
         if self.agent_max_lag_blocks < 0:
             raise ConfigError("agent_max_lag_blocks", self.agent_max_lag_blocks, "must be >= 0")
+        if self.chain not in CHAIN_NAMES:
+            raise ConfigError("chain", self.chain, f"choose one of: {', '.join(CHAIN_NAMES)}")
+        if self.chain == "one" and self.node_kind != "anvil":
+            raise ConfigError(
+                "chain",
+                self.chain,
+                f"{self.node_kind} nodes follow their own network and replay no chain "
+                "source; use --chain independent (only anvil nodes replicate one)",
+            )
+        if self.propagation_delay:
+            if self.chain != "one":
+                raise ConfigError(
+                    "propagation_delay",
+                    self.propagation_delay,
+                    "a block propagates only on one chain; add --chain one or drop it",
+                )
+            from harness.chain.delays import parse_delay
+
+            parse_delay(self.propagation_delay, "propagation_delay")
         if self.haproxy_template is not None and not self.haproxy_template.is_file():
             raise ConfigError(
                 "haproxy_template", str(self.haproxy_template), "no such file; give a readable path"

@@ -12,6 +12,7 @@ from typing import Any
 
 from harness.stack.model import (
     BACKEND_NAMES,
+    CHAIN_NAMES,
     POLICY_NAMES,
     HealthCheck,
     RestartPolicy,
@@ -159,6 +160,24 @@ STACK_OPTIONS: tuple[StackOption, ...] = (
         "transport faults go through it.",
         metavar="URL",
     ),
+    StackOption(
+        "--chain",
+        "chain",
+        str,
+        _DEFAULT.chain,
+        "one: the served anvil nodes follow one hidden chain source through the "
+        "replicator, as real nodes follow their network; independent: a chain per node.",
+        choices=CHAIN_NAMES,
+    ),
+    StackOption(
+        "--propagation-delay",
+        "propagation_delay",
+        str,
+        "",
+        "With --chain one: how late each block reaches each node: 50ms, 50-300ms, or "
+        "FIXED,JITTER in ms (50,250: 50 to 300 ms).",
+        metavar="MS",
+    ),
 )
 
 
@@ -185,6 +204,8 @@ def stack_spec_from_options(values: Mapping[str, Any], *, name: str | None = Non
         data_dir_size_mb=v["data_dir_size_mb"],
         fault_proxy=bool(v["fault_proxy"]),
         toxiproxy=v["toxiproxy"],
+        chain=v["chain"],
+        propagation_delay=v["propagation_delay"],
     )
 
 
@@ -209,6 +230,8 @@ _SPEC_VALUE: dict[str, Any] = {
     "data_dir_size_mb": lambda s: s.data_dir_size_mb,
     "fault_proxy": lambda s: s.fault_proxy,
     "toxiproxy": lambda s: s.toxiproxy,
+    "chain": lambda s: s.chain,
+    "propagation_delay": lambda s: s.propagation_delay,
 }
 assert set(_SPEC_VALUE) == {o.dest for o in STACK_OPTIONS}
 

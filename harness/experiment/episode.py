@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 
 from harness.errors import HarnessError
 from harness.experiment.live import LiveRun, Observations
+from harness.experiment.memory import release_free_memory
 from harness.experiment.spec import EpisodeSpec
 from harness.faults import Fault, FaultRecord
 from harness.measure import FRONTEND, SLO, Phase, PhaseStats, Recovery, evaluate, phase_stats
@@ -131,6 +132,7 @@ def run_episode(
             after = check_steady_state(live.stack, steady)
             log.warning("steady state not restored after episode %d: %s", index, exc)
     waited_s = round(time.monotonic() - waited_from, 3) if after is not None else 0.0
+    release_free_memory()  # a game day's RSS stays flat (harness.experiment.memory)
     end_ns = time.monotonic_ns()
     phases = (
         Phase("baseline", start_ns, record.requested_ns),

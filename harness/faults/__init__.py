@@ -1,7 +1,7 @@
 """Faults: every one a context manager that is ledgered, verified, timed and always undone."""
 
 from harness.faults import chain, network, proxy, resources
-from harness.faults.chain import Lag, PeerPartition, Reorg
+from harness.faults.chain import Lag, PeerPartition, Propagation, Reorg
 from harness.faults.fault import Fault, FaultIneffective, FaultRecord, FaultUnavailable
 from harness.faults.ledger import Ledger, replay_open_records
 from harness.faults.network import (
@@ -40,6 +40,7 @@ __all__ = [
     "Partition",
     "Pause",
     "PeerPartition",
+    "Propagation",
     "Reorder",
     "Reorg",
     "Restart",

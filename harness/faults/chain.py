@@ -8,6 +8,8 @@ On a one-chain stack the served nodes follow the chain source through the replic
 - ``peer_partition``: cut nodes off from the chain source; they keep serving an ever
   older head at full availability. Undo: replication resumes; the node replays what it
   missed (its catch-up is part of its MTTR).
+- ``propagation``: blocks reach nodes late (``-p delay=50-300ms``): "node A has block N+1,
+  node B not yet", as between production nodes. Undo: the node's delay before.
 - ``stall`` on a one-chain stack is the real sync stall, the same mechanism as a peer
   partition (`harness.faults.resources.SyncStall` hands over to `replication_pause`).
 - ``reorg``: the source replaces its last ``depth`` blocks with another branch
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from harness.chain.client import ReplicatorClient, ReplicatorError
+from harness.chain.delays import parse_delay
 from harness.chain.settings import NodeSettings
 from harness.errors import ConfigError, HarnessError
 from harness.faults.fault import Fault, FaultIneffective, wait_until
@@ -59,10 +62,14 @@ def replicator_set(op: UndoOp) -> str | None:
         now = client.node(op["node"])
     except ReplicatorError:
         return None
-    if now.paused == op["paused"] and now.lag_blocks == op["lag_blocks"]:
+    delay = tuple(op.get("delay_ms", now.delay_ms))
+    if (now.paused, now.lag_blocks, now.delay_ms) == (op["paused"], op["lag_blocks"], delay):
         return None
-    client.set(op["node"], paused=op["paused"], lag_blocks=op["lag_blocks"])
-    return f"set {op['node']} back to paused={op['paused']} lag_blocks={op['lag_blocks']}"
+    client.set(op["node"], paused=op["paused"], lag_blocks=op["lag_blocks"], delay_ms=delay)
+    return (
+        f"set {op['node']} back to paused={op['paused']} lag_blocks={op['lag_blocks']} "
+        f"delay_ms={list(delay)}"
+    )
 
 
 def _in_sync(client: ReplicatorClient, name: str) -> bool:
@@ -79,6 +86,7 @@ class _ReplicationFault(Fault):
     what the node had, and the fault is reverted when the node is back in sync."""
 
     roles: ClassVar[tuple[str, ...]] = ("primary", "backup")
+    sets_delay: ClassVar[bool] = False  # whether the fault's settings include the delay
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -107,6 +115,7 @@ class _ReplicationFault(Fault):
                     "node": target.name,
                     "paused": before.paused,
                     "lag_blocks": before.lag_blocks,
+                    "delay_ms": list(before.delay_ms),
                 }
             )
         return ops
@@ -115,14 +124,20 @@ class _ReplicationFault(Fault):
         client = ReplicatorClient(self._url)
         wanted = self.settings()
         for target in targets:
-            client.set(target.name, paused=wanted.paused, lag_blocks=wanted.lag_blocks)
+            client.set(
+                target.name,
+                paused=wanted.paused,
+                lag_blocks=wanted.lag_blocks,
+                delay_ms=wanted.delay if self.sets_delay else None,
+            )
 
     def verify_applied(self, targets: tuple[ComponentState, ...]) -> None:
         client = ReplicatorClient(self._url)
         wanted = self.settings()
         for target in targets:
             node = client.node(target.name)
-            if node.paused != wanted.paused or node.lag_blocks != wanted.lag_blocks:
+            delay_wrong = self.sets_delay and node.delay_ms != tuple(wanted.delay.as_list())
+            if node.paused != wanted.paused or node.lag_blocks != wanted.lag_blocks or delay_wrong:
                 raise FaultIneffective(
                     f"fault ineffective: the replicator holds {target.name} at paused="
                     f"{node.paused} lag_blocks={node.lag_blocks}"
@@ -182,6 +197,29 @@ class PeerPartition(_ReplicationFault):
         return NodeSettings(paused=True)
 
 
+@register
+@dataclass
+class Propagation(_ReplicationFault):
+    """Blocks reach nodes ``delay`` late (``50ms``, ``50-300ms``, ``50,250``: fixed, jitter)."""
+
+    kind: ClassVar[str] = "propagation"
+    sets_delay: ClassVar[bool] = True
+    delay: str = "50-300ms"
+
+    def validate(self) -> None:
+        self._delay = parse_delay(str(self.delay), "delay")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.mechanism = f"replicator delay {self._delay.fixed_ms:g}+{self._delay.jitter_ms:g} ms"
+
+    def params(self) -> dict[str, Any]:
+        return {"delay": self.delay}
+
+    def settings(self) -> NodeSettings:
+        return NodeSettings(delay=self._delay)
+
+
 def replication_pause(fault: Fault) -> PeerPartition:
     """The replication pause a ``stall`` is on a one-chain stack: same target, same ledger."""
     return PeerPartition(
@@ -200,7 +238,8 @@ class Reorg(Fault):
     """
 
     kind: ClassVar[str] = "reorg"
-    roles: ClassVar[tuple[str, ...]] = ("source",)
+    # Whatever node a selector names, the reorg is the source's (see `preflight`).
+    roles: ClassVar[tuple[str, ...]] = ("source", "primary", "backup")
     depth: int = 2
 
     def validate(self) -> None:

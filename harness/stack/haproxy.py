@@ -72,8 +72,10 @@ def render_config(
     check: HttpCheck,
     health: HealthCheck,
     maxconn: int = DEFAULT_MAXCONN,
+    chain_source: ServerEntry | None = None,
 ) -> str:
-    """The config text for these servers, from ``template`` or the project's default."""
+    """The config text for these servers, from ``template`` or the project's default.
+    ``chain_source``: one chain's source, where a template sends transactions."""
     path = template or DEFAULT_TEMPLATE
     try:
         source = path.read_text()
@@ -89,6 +91,7 @@ def render_config(
             stats_socket=str(stats_socket),
             maxconn=maxconn,
             servers=servers,
+            chain_source=chain_source,
             check={
                 "inter_ms": health.inter_ms,
                 "fall": health.fall,

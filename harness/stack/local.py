@@ -432,6 +432,14 @@ class LocalStack:
             servers=servers,
             check=self.adapter.health_check,
             health=spec.health_check,
+            chain_source=next(
+                (
+                    haproxy.ServerEntry(c.name, c.host, c.port, backup=False)
+                    for c in components
+                    if c.role == "source"
+                ),
+                None,
+            ),
         )
         config_path = self.dir / "haproxy.cfg"
         config_path.write_text(config)
@@ -503,10 +511,14 @@ class LocalStack:
         for node in state.nodes:
             check_genesis(state.chain_source_url, node.url)
         delay = parse_delay(self.spec.propagation_delay or "0", "propagation_delay")
+        lag = dict(self.spec.node_lag_blocks)
         config = ReplicatorConfig(
             source_url=state.chain_source_url,
             nodes=tuple(
-                FollowerSpec(n.name, n.url, NodeSettings(delay=delay)) for n in state.nodes
+                FollowerSpec(
+                    n.name, n.url, NodeSettings(delay=delay, lag_blocks=lag.get(n.name, 0))
+                )
+                for n in state.nodes
             ),
             control_host=LOOPBACK,
             control_port=state.component(REPLICATOR).port,

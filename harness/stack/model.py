@@ -88,6 +88,9 @@ class StackSpec:
     # block takes to reach each node ("FIXED[,JITTER]" ms, e.g. "50,250": 50-300 ms).
     chain: str = "independent"
     propagation_delay: str = ""
+    # With one chain: nodes held this many blocks behind the source from the start,
+    # (("node-1", 3),): a lagging backup, as a scenario or a game day wants it.
+    node_lag_blocks: tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("-", "").replace("_", "").isalnum():
@@ -146,6 +149,22 @@ class StackSpec:
             from harness.chain.delays import parse_delay
 
             parse_delay(self.propagation_delay, "propagation_delay")
+        if self.node_lag_blocks and self.chain != "one":
+            raise ConfigError(
+                "node_lag_blocks",
+                self.node_lag_blocks,
+                "a node lags behind a chain source only on one chain; add --chain one",
+            )
+        names = {f"node-{i}" for i in range(self.nodes)}
+        for name, blocks in self.node_lag_blocks:
+            if name not in names:
+                raise ConfigError(
+                    "node_lag_blocks",
+                    name,
+                    f"no such node; choose one of: {', '.join(sorted(names))}",
+                )
+            if not isinstance(blocks, int) or not 0 <= blocks <= 10_000:
+                raise ConfigError("node_lag_blocks", blocks, "choose 0 to 10000 blocks")
         if self.haproxy_template is not None and not self.haproxy_template.is_file():
             raise ConfigError(
                 "haproxy_template", str(self.haproxy_template), "no such file; give a readable path"
@@ -162,6 +181,9 @@ class StackSpec:
         template = doc.get("haproxy_template")
         doc["haproxy_template"] = Path(template) if template else None
         doc["node_args"] = tuple(doc.get("node_args", ()))
+        doc["node_lag_blocks"] = tuple(
+            (str(name), int(blocks)) for name, blocks in doc.get("node_lag_blocks", ())
+        )
         doc["health_check"] = HealthCheck(**doc.get("health_check", {}))
         doc["restart"] = RestartPolicy(**doc.get("restart", {}))
         return cls(**doc)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.errors import ConfigError
 from harness.stack.model import (
     BACKEND_NAMES,
     CHAIN_NAMES,
@@ -178,7 +179,28 @@ STACK_OPTIONS: tuple[StackOption, ...] = (
         "FIXED,JITTER in ms (50,250: 50 to 300 ms).",
         metavar="MS",
     ),
+    StackOption(
+        "--node-lag",
+        "node_lag",
+        str,
+        (),
+        "With --chain one: hold a node this many blocks behind the source from the start, "
+        "NODE=BLOCKS (repeat), e.g. node-1=3 for a lagging backup.",
+        multiple=True,
+        metavar="NODE=BLOCKS",
+    ),
 )
+
+
+def parse_node_lag(items: tuple[str, ...] | list[str]) -> tuple[tuple[str, int], ...]:
+    """``("node-1=3",)`` as ``(("node-1", 3),)``; `ConfigError` naming a malformed one."""
+    parsed: list[tuple[str, int]] = []
+    for item in items:
+        name, sep, blocks = str(item).partition("=")
+        if not sep or not name or not blocks.strip().isdigit():
+            raise ConfigError("--node-lag", item, "write NODE=BLOCKS, e.g. node-1=3")
+        parsed.append((name.strip(), int(blocks)))
+    return tuple(parsed)
 
 
 def stack_spec_from_options(values: Mapping[str, Any], *, name: str | None = None) -> StackSpec:
@@ -206,6 +228,7 @@ def stack_spec_from_options(values: Mapping[str, Any], *, name: str | None = Non
         toxiproxy=v["toxiproxy"],
         chain=v["chain"],
         propagation_delay=v["propagation_delay"],
+        node_lag_blocks=parse_node_lag(v["node_lag"] or ()),
     )
 
 
@@ -232,6 +255,7 @@ _SPEC_VALUE: dict[str, Any] = {
     "toxiproxy": lambda s: s.toxiproxy,
     "chain": lambda s: s.chain,
     "propagation_delay": lambda s: s.propagation_delay,
+    "node_lag": lambda s: tuple(f"{name}={blocks}" for name, blocks in s.node_lag_blocks),
 }
 assert set(_SPEC_VALUE) == {o.dest for o in STACK_OPTIONS}
 

@@ -11,6 +11,7 @@ from harness.measure.recovery import recovery
 from harness.measure.samples import ProbeSample
 from harness.stack.local import REPLICATOR, SOURCE, PlannedStack
 from harness.stack.model import StackSpec
+from harness.stack.options import stack_flags, stack_spec_from_options
 
 
 def test_a_one_chain_stack_has_a_hidden_source_and_a_replicator_beside_its_nodes() -> None:
@@ -34,6 +35,9 @@ def test_an_independent_stack_has_neither() -> None:
         ({"chain": "one", "node_kind": "geth"}, "chain", "--chain independent"),
         ({"propagation_delay": "50ms"}, "propagation_delay", "--chain one"),
         ({"chain": "one", "propagation_delay": "soon"}, "propagation_delay", "50-300ms"),
+        ({"node_lag_blocks": (("node-1", 3),)}, "node_lag_blocks", "--chain one"),
+        ({"chain": "one", "node_lag_blocks": (("node-7", 3),)}, "node_lag_blocks", "node-1"),
+        ({"chain": "one", "node_lag_blocks": (("node-1", -1),)}, "node_lag_blocks", "0 to"),
     ],
 )
 def test_bad_chain_input_is_refused_naming_the_field(
@@ -78,3 +82,11 @@ def test_on_one_chain_a_node_is_back_when_it_is_in_sync_not_when_it_answers() ->
     in_sync = recovery(samples, [], 0, ["node-0"], in_sync=True)
     assert answering.mttr_component_s == 0.0
     assert in_sync.mttr_component_s == pytest.approx(5.0)
+
+
+def test_a_lagging_node_is_written_as_node_equals_blocks_and_read_back() -> None:
+    spec = stack_spec_from_options({"chain": "one", "node_lag": ["node-1=3"]})
+    assert spec.node_lag_blocks == (("node-1", 3),)
+    assert stack_flags(spec) == ["--chain", "one", "--node-lag", "node-1=3"]
+    with pytest.raises(ConfigError, match="NODE=BLOCKS"):
+        stack_spec_from_options({"chain": "one", "node_lag": ["node-1:3"]})

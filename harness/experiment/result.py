@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from harness.experiment.episode import EpisodeResult
+from harness.experiment.histories import ClientHistories
 from harness.experiment.live import LoadInfo
 from harness.experiment.spec import ExperimentSpec
 from harness.faults import FaultRecord
@@ -107,6 +108,8 @@ class RunResult:
     skipped: tuple[tuple[int, str], ...] = ()
     # How to run it all again: a scenario's one episode, or `harness gameday --replay`.
     replay_command: tuple[str, ...] = ()
+    # What clients saw, checked at the end (None: a result built without the check).
+    histories: ClientHistories | None = None
 
     @property
     def name(self) -> str:

@@ -2,7 +2,8 @@
 
     stack up -> steady state -> probes and load start -> episode(s): baseline -> fault
     (ledgered, verified) -> fault undone -> recovery -> probes and load stop -> steady
-    state again -> figures and verdicts per episode -> result.json, summary, report.html
+    state again -> the chain log kept -> clients' histories checked -> figures and
+    verdicts per episode -> result.json, summary, report.html
 
 Each step lives with its concept: the stack in `harness.stack`, the instruments in
 `live`, the episode in `episode`, the figures in `harness.measure`, the files in
@@ -23,6 +24,7 @@ from harness.cleanup import cleanup_leftovers
 from harness.errors import HarnessError
 from harness.experiment.command import episode_command
 from harness.experiment.episode import EpisodeResult, EpisodeWindow, judge_episode, run_episode
+from harness.experiment.histories import ClientHistories, check_histories, keep_chain_log
 from harness.experiment.live import LiveRun, Observations, ProgressCallback, StopRequest
 from harness.experiment.result import RunResult, probe_windows
 from harness.experiment.spec import ExperimentSpec
@@ -31,6 +33,7 @@ from harness.load.workload import load_profile, methods_sent
 from harness.measure import FRONTEND
 from harness.measure.budget import budget_use
 from harness.measure.head_lag import frontend_lags, node_lags, per_window
+from harness.measure.metrics import HISTORY_METRICS
 from harness.report import RunDir, write_reports
 from harness.stack.backends import open_stack, plan_stack
 from harness.stack.haproxy import DEFAULT_TEMPLATE
@@ -100,18 +103,20 @@ def run(
             after = check_steady_state(stack, spec.steady_state)
             log.warning("steady state not restored: %s", exc)
         state = stack.state()
+        chain_log = keep_chain_log(state, run_dir.path)  # a teardown may remove the stack's
         events = tuple(e for e in stack.events if e.t_ns >= live.origin_ns)
         ready_s = stack.ready_s or 0.0
         reaped += stack.reaped
 
     seen = live.observations
+    histories = check_histories(seen, chain_log, [w.phases[0].start_ns for w in windows])
     nodes = [n.name for n in state.nodes]
     between_nodes = node_lags(seen.samples, nodes)
     load_heads = seen.load.summary.heads if seen.load and spec.load_at == "frontend" else ()
     through_frontend = frontend_lags(seen.samples, nodes, load_heads)
     episodes = tuple(
         replace(e, command=tuple(episode_command(spec, e.spec)))
-        for e in _judge(windows, seen, nodes, spec)
+        for e in _judge(windows, seen, nodes, spec, histories)
     )
     replay = (
         ("harness", "gameday", "--replay", str(run_dir.path))
@@ -151,20 +156,32 @@ def run(
         stack_fingerprint=stack_fingerprint(spec.stack),
         skipped=tuple(skipped),
         replay_command=replay,
+        histories=histories,
     )
     write_reports(result, run_dir)
     return result
 
 
 def _judge(
-    windows: list[EpisodeWindow], seen: Observations, nodes: list[str], spec: ExperimentSpec
+    windows: list[EpisodeWindow],
+    seen: Observations,
+    nodes: list[str],
+    spec: ExperimentSpec,
+    histories: ClientHistories | None = None,
 ) -> tuple[EpisodeResult, ...]:
-    """Each episode's figures and verdicts from what the instruments saw."""
+    """Each episode's figures and verdicts from what the instruments saw. Without
+    ``histories`` (a provisional verdict while the run goes on) the SLOs on them wait for
+    the end of the run: clients' histories are checked once, then."""
     between_nodes = node_lags(seen.samples, nodes)
     load_heads = seen.load.summary.heads if seen.load and spec.load_at == "frontend" else ()
     through_frontend = frontend_lags(seen.samples, nodes, load_heads)
+    checked = histories.result if histories is not None else None
+    slos = spec.slos
+    if checked is None:
+        slos = tuple(s for s in slos if s.metric not in HISTORY_METRICS)
     return tuple(
-        judge_episode(w, seen, nodes, between_nodes, through_frontend, spec.slos) for w in windows
+        judge_episode(w, seen, nodes, between_nodes, through_frontend, slos, checked)
+        for w in windows
     )
 
 

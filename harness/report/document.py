@@ -20,6 +20,7 @@ from harness.errors import ConfigError
 if TYPE_CHECKING:
     from harness.experiment.episode import EpisodeResult
     from harness.experiment.result import RunResult
+    from harness.measure.checker import Anomaly
     from harness.stack.steady import SteadyState
 
 SCHEMA = "harness.result/2"
@@ -105,6 +106,39 @@ def _episode(result: RunResult, e: EpisodeResult) -> Doc:
         "steady_wait_s": e.steady_wait_s,
         # This episode alone, again: the command a failing game-day episode shrinks to.
         "command": shlex.join(e.command),
+        # What clients saw that fits no history of the chain: the first few of each kind
+        # (the counts per phase are the measured ``head_regressions[fault]`` and so on).
+        "anomalies": {
+            kind: [_anomaly(result, a) for a in e.anomalies if a.kind == kind]
+            for kind in sorted({a.kind for a in e.anomalies})
+        },
+    }
+
+
+def _anomaly(result: RunResult, a: Anomaly) -> Doc:
+    o = a.observation
+    return {
+        "t_s": result.seconds(o.sent_ns),
+        "answered_s": result.seconds(o.answered_ns),
+        "session": o.session,
+        "request": f"{o.method} {o.key}".strip(),
+        "response": o.answer(),
+        "why": a.why,
+    }
+
+
+def _histories(result: RunResult) -> Doc | None:
+    h = result.histories
+    if h is None:
+        return None
+    return {
+        "observations": h.result.observations,
+        "sessions": h.result.sessions,
+        "counts": h.result.counts(),  # the whole run's, warm-up and steady waits included
+        "chain": h.chain,
+        "chain_log": h.chain_log,
+        "read_s": h.read_s,
+        "check_s": h.check_s,
     }
 
 
@@ -205,6 +239,7 @@ def result_document(result: RunResult) -> Doc:
         ],
         "by_fault_kind": {k: asdict(f) for k, f in result.by_fault_kind().items()},
         "replay": {"seed": spec.seed, "command": shlex.join(result.replay_command)},
+        "clients": _histories(result),
     }
 
 

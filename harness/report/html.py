@@ -1,7 +1,8 @@
 """report.html: a run's result.json as one self-contained page a team reads after a run.
 
 In the order it is read: the verdict and what was run (stack, load), the SLO verdicts with
-their margins, each episode's recovery figures in numbers and in a sentence, the error
+their margins, each episode's recovery figures in numbers and in a sentence, what clients
+saw that fits no history of the chain (counts per phase, the first examples), the error
 budget, the plots on the run's time axis (`harness.report.plots`), then the detail tables
 (per-method percentiles, error classes, probes, the fault timeline, HAProxy transitions,
 process events) and the run's remaining facts.
@@ -21,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.measure.metrics import METRICS
+from harness.measure.metrics import HISTORY_METRICS, METRICS, PHASES
 from harness.report.document import RESULT_FILE, Doc, read_document
 from harness.report.summary import verdict_word
 
@@ -403,6 +404,62 @@ def _recovery(doc: Doc) -> str:
     )
 
 
+def _clients(doc: Doc) -> str:
+    """What clients saw: each anomaly kind's count per phase, and the first examples."""
+    checked = doc.get("clients")  # absent from the documents of older runs
+    title = "<h2 id='clients'>What clients saw</h2>"
+    if not checked:
+        return title + "<p class='muted'>Clients' histories were not checked in this run.</p>"
+    several = len(doc["episodes"]) > 1
+    head: list[object] = [*(["episode"] if several else []), "anomaly", *PHASES]
+    rows: list[list[object]] = []
+    row_class: list[str] = []
+    for e in doc["episodes"]:
+        for kind in HISTORY_METRICS:
+            counts = [e["measured"].get(f"{kind}[{phase}]") for phase in PHASES]
+            if several and not any(counts):
+                continue  # a game day's table shows what happened, not every zero
+            row: list[object] = [f"{e['index'] + 1}: {e['label']}"] if several else []
+            row.append(kind.replace("_", " "))
+            rows.append(row + ["-" if c is None else f"{c:g}" for c in counts])
+            row_class.append("bad" if any(counts) else "")
+    first = len(head) - len(PHASES)
+    said = (
+        f"{checked['observations']:,} answers to {checked['sessions']} sessions (the load's "
+        f"users and the frontend probes) held against each other and against "
+        f"{checked['chain']}; checked in {checked['check_s']:.2f} s."
+    )
+    out = [title, f"<p class='sentence'>{_e(said)}</p>"]
+    if rows:
+        out.append(_table(head, rows, numeric=list(range(first, len(head))), row_class=row_class))
+    else:
+        out.append("<p class='muted'>No episode's answers fit no history of the chain.</p>")
+    out.append(
+        "<p class='muted'>Counted per answer, at the time its request was sent. "
+        + " ".join(f"{k.replace('_', ' ')}: {METRICS[k].description}." for k in HISTORY_METRICS)
+        + "</p>"
+    )
+    columns = ("t_s", "answered_s", "session", "request", "response", "why")
+    for e in doc["episodes"]:
+        for kind, examples in (e.get("anomalies") or {}).items():
+            where = f"episode {e['index'] + 1}, " if several else ""
+            caption = f"{kind.replace('_', ' ')}: the first examples ({where}{len(examples)})"
+            examples_rows = [
+                [_secs(x["t_s"]), _secs(x["answered_s"]), *(x[c] for c in columns[2:])]
+                for x in examples
+            ]
+            out.append(f"<h3>{_e(caption)}</h3>")
+            out.append(
+                _table(
+                    ["sent", "answered", "session", "request", "answer", "why"],
+                    examples_rows,
+                    numeric=[0, 1],
+                    compact=True,
+                )
+            )
+    return "".join(out)
+
+
 def _spread(s: Doc) -> str:
     if s["median"] is None:
         return "never back" if s["unmeasured"] else "-"
@@ -717,6 +774,7 @@ def render_html(doc: Doc) -> str:
             _header(doc),
             _verdicts(doc),
             _recovery(doc),
+            _clients(doc),
             _again(doc),
             _budget(doc),
             _plots(doc),

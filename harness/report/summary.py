@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness.measure.metrics import HISTORY_METRICS, PHASES
 from harness.report.document import Doc
 
 
@@ -102,6 +103,27 @@ def _episode_lines(doc: Doc, e: Doc, several: bool) -> list[str]:
     return lines
 
 
+def clients_line(doc: Doc) -> str | None:
+    """What clients saw, in one line: each anomaly kind found, per phase over the episodes."""
+    checked = doc.get("clients")  # absent from the documents of older runs
+    if not checked:
+        return None
+    found = []
+    for kind in HISTORY_METRICS:
+        per_phase = {
+            phase: sum(e["measured"].get(f"{kind}[{phase}]") or 0 for e in doc["episodes"])
+            for phase in PHASES
+        }
+        total = sum(per_phase.values())
+        if total:
+            phases = ", ".join(f"{p} {n:g}" for p, n in per_phase.items() if n)
+            found.append(f"{kind} {total:g} ({phases})")
+    against = f"{checked['observations']} answers to {checked['sessions']} sessions checked"
+    if not found:
+        return f"what clients saw: no anomaly; {against}"
+    return f"what clients saw: {'; '.join(found)}; {against}"
+
+
 def summarize(doc: Doc) -> str:
     """The summary text of a run's document."""
     stack = doc["stack"]
@@ -127,6 +149,9 @@ def summarize(doc: Doc) -> str:
         lines.append(load_line)
     for e in episodes:
         lines += _episode_lines(doc, e, several)
+    clients = clients_line(doc)
+    if clients:
+        lines.append(clients)
     per_node = ", ".join(
         f"{name} {n['max_blocks']}"
         for name, n in doc["head_lag"]["nodes"].items()

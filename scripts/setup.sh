@@ -7,7 +7,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ANVIL_VERSION=1.7.1
-DEBIAN_PACKAGES=(haproxy nftables stress-ng wrk iproute2 procps psmisc chromium)
+# Monitoring (issue 16): prometheus gives promtool too; the harness runs these as its own
+# processes with its own configs and ports, never the services the packages install.
+DEBIAN_PACKAGES=(haproxy nftables stress-ng wrk iproute2 procps psmisc chromium
+  prometheus prometheus-alertmanager prometheus-node-exporter prometheus-blackbox-exporter
+  prometheus-pushgateway)
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

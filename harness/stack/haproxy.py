@@ -73,9 +73,11 @@ def render_config(
     health: HealthCheck,
     maxconn: int = DEFAULT_MAXCONN,
     chain_source: ServerEntry | None = None,
+    metrics_port: int | None = None,
 ) -> str:
     """The config text for these servers, from ``template`` or the project's default.
-    ``chain_source``: one chain's source, where a template sends transactions."""
+    ``chain_source``: one chain's source, where a template sends transactions;
+    ``metrics_port``: where a template serves HAProxy's Prometheus exporter (None: not)."""
     path = template or DEFAULT_TEMPLATE
     try:
         source = path.read_text()
@@ -92,6 +94,7 @@ def render_config(
             maxconn=maxconn,
             servers=servers,
             chain_source=chain_source,
+            metrics_port=metrics_port,
             check={
                 "inter_ms": health.inter_ms,
                 "fall": health.fall,
@@ -147,6 +150,12 @@ def require_every_server(config: str, servers: list[ServerEntry], template: Path
             "`servers` (`{% for s in servers %} server {{ s.name }} ...`) so every node is "
             "in the backend",
         )
+
+
+def serves_metrics(config: str) -> bool:
+    """True if a rendered config serves HAProxy's Prometheus exporter (PROMEX): a user's own
+    template may not, and then the stack's Prometheus does not scrape HAProxy."""
+    return "use-service prometheus-exporter" in config
 
 
 def command(config_path: Path) -> list[str]:

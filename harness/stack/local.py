@@ -43,6 +43,7 @@ from harness.chain import (
 )
 from harness.errors import ConfigError, StackError
 from harness.jsonrpc import RpcClient, RpcFailure
+from harness.monitor import processes as monitor
 from harness.proxy.toxiproxy import ToxiproxyDriver, ToxiproxyError
 from harness.stack import agent, haproxy
 from harness.stack.isolation import (
@@ -180,6 +181,11 @@ def layout(
     components.append(
         ComponentState(BALANCER, "haproxy", "balancer", None, LOOPBACK, frontend_port)
     )
+    if spec.prometheus:
+        components += [
+            ComponentState(name, name, "monitor", None, LOOPBACK, port())
+            for name in monitor.COMPONENTS
+        ]
     return components, proxy_control_url
 
 
@@ -263,6 +269,7 @@ class LocalStack:
         # anvil nodes have no peers: this loop syncs one that fell behind (see sync.py).
         self._sync: PeerSync | None = None
         self._synced: list[ProcessEvent] = []
+        self._monitor: monitor.MonitorLayout | None = None
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -284,6 +291,8 @@ class LocalStack:
             require_root("data_dir_size_mb", self.spec.data_dir_size_mb)
         if self.spec.toxiproxy is not None:
             require_toxiproxy(self.spec.toxiproxy)
+        if self.spec.prometheus:
+            monitor.require_binaries()
         self.reaped = reap_stale_stacks()
         for line in self.reaped:
             log.warning("removed leftover of an earlier run: %s", line)
@@ -297,6 +306,8 @@ class LocalStack:
             self._layout()
             self._launch()
             self._wait_ready()
+            if self.spec.prometheus:
+                self._launch_monitor()
         except BaseException:
             self.stop()
             raise
@@ -373,6 +384,7 @@ class LocalStack:
             else free_port()
         )
         stats_port = free_port()
+        metrics_port = free_port() if spec.prometheus else None
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "logs").mkdir(exist_ok=True)
         # The state file exists before any process does, so a crash from here on is reapable.
@@ -440,11 +452,67 @@ class LocalStack:
                 ),
                 None,
             ),
+            metrics_port=metrics_port,
         )
         config_path = self.dir / "haproxy.cfg"
         config_path.write_text(config)
         haproxy.validate_config(config_path)
         haproxy.require_every_server(config, servers, template)
+        if spec.prometheus:
+            self._layout_monitor(config, metrics_port)
+
+    def _layout_monitor(self, haproxy_config: str, metrics_port: int | None) -> None:
+        """Render and check (promtool) the monitoring's configs; name its URLs in the state."""
+        assert self._state is not None
+        state = self._state
+        metrics = None
+        if metrics_port is not None and haproxy.serves_metrics(haproxy_config):
+            metrics = f"{LOOPBACK}:{metrics_port}"
+        else:
+            log.warning(
+                "the HAProxy template %s serves no Prometheus exporter (`frontend prometheus` "
+                "with `http-request use-service prometheus-exporter`, see fixtures/"
+                "haproxy.cfg.j2): HAProxy is not scraped and its alerts stay silent",
+                state.haproxy_template,
+            )
+        self._monitor = monitor.MonitorLayout(
+            host=LOOPBACK,
+            ports={name: state.component(name).port for name in monitor.COMPONENTS},
+            haproxy_metrics=metrics,
+            nodes=tuple((n.name, n.url) for n in state.nodes),
+            frontend_url=state.frontend_url,
+        )
+        directory = self.dir / "monitor"
+        monitor.render_configs(self._monitor, directory)
+        self._state = replace(
+            state,
+            prometheus_url=self._monitor.url(monitor.PROMETHEUS),
+            alertmanager_url=self._monitor.url(monitor.ALERTMANAGER),
+            haproxy_metrics_url=f"http://{metrics}/metrics" if metrics else None,
+            alert_notifications=str(directory / monitor.NOTIFICATIONS),
+        )
+
+    def _launch_monitor(self) -> None:
+        """Prometheus and the rest, once the stack is ready (so no start-up is alerted on);
+        how long they took to answer is the stack's ``monitor_start_s``."""
+        assert self._state is not None and self._supervisor is not None
+        assert self._monitor is not None
+        supervisor, layout = self._supervisor, self._monitor
+        started_ns = time.monotonic_ns()
+        directory = self.dir / "monitor"
+        for name, argv in monitor.commands(layout, directory).items():
+            supervisor.add(name, argv, self.spec.restart)
+
+        def died(name: str) -> str | None:
+            for e in supervisor.events:
+                if e.component == name and e.kind == "exited":
+                    return f"{e.detail}; its log says: {self._log_tail(name)}"
+            return None
+
+        monitor.wait_ready(layout, time.monotonic() + self.spec.ready_timeout_s, died)
+        took_s = round((time.monotonic_ns() - started_ns) / 1e9, 3)
+        self._state = replace(self._state, monitor_start_s=took_s)
+        log.info("monitoring of %s ready in %.3fs", self.spec.name, took_s)
 
     def _launch(self) -> None:
         assert self._state is not None

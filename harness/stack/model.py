@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from harness.errors import ConfigError
 
-Role = Literal["primary", "backup", "balancer", "proxy", "agent", "source", "replicator"]
+Role = Literal["primary", "backup", "balancer", "proxy", "agent", "source", "replicator", "monitor"]
 NODE_ROLES = ("primary", "backup")
 #: "one": the served nodes follow one chain source (harness.chain), as real nodes follow
 #: their network; "independent": every node mines a chain of its own.
@@ -91,6 +91,9 @@ class StackSpec:
     # With one chain: nodes held this many blocks behind the source from the start,
     # (("node-1", 3),): a lagging backup, as a scenario or a game day wants it.
     node_lag_blocks: tuple[tuple[str, int], ...] = ()
+    # The stack's own Prometheus, exporters, Alertmanager and alert webhook
+    # (harness.monitor), evaluating fixtures/alerts.yml at 1 s.
+    prometheus: bool = False
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("-", "").replace("_", "").isalnum():
@@ -275,6 +278,14 @@ class StackState:
     chain_source_url: str | None = None  # the chain source (not served to clients)
     replicator_url: str | None = None  # the replicator's control API
     chain_log: str | None = None  # every block the source had (harness.chain.read_chain_log)
+    # --prometheus (harness.monitor): its HTTP API, Alertmanager's, HAProxy's exporter (None
+    # when the HAProxy template serves none), the file the alert webhook records to, and
+    # how long the monitoring took to start (part of the stack's ready time).
+    prometheus_url: str | None = None
+    alertmanager_url: str | None = None
+    haproxy_metrics_url: str | None = None
+    alert_notifications: str | None = None
+    monitor_start_s: float | None = None
 
     @property
     def nodes(self) -> tuple[ComponentState, ...]:

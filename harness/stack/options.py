@@ -189,6 +189,14 @@ STACK_OPTIONS: tuple[StackOption, ...] = (
         multiple=True,
         metavar="NODE=BLOCKS",
     ),
+    StackOption(
+        "--prometheus",
+        "prometheus",
+        bool,
+        False,
+        "Run Prometheus (alert rules: fixtures/alerts.yml), Alertmanager, the node and "
+        "blackbox exporters and an alert webhook with the stack, at 1 s intervals.",
+    ),
 )
 
 
@@ -229,6 +237,7 @@ def stack_spec_from_options(values: Mapping[str, Any], *, name: str | None = Non
         chain=v["chain"],
         propagation_delay=v["propagation_delay"],
         node_lag_blocks=parse_node_lag(v["node_lag"] or ()),
+        prometheus=bool(v["prometheus"]),
     )
 
 
@@ -256,6 +265,7 @@ _SPEC_VALUE: dict[str, Any] = {
     "chain": lambda s: s.chain,
     "propagation_delay": lambda s: s.propagation_delay,
     "node_lag": lambda s: tuple(f"{name}={blocks}" for name, blocks in s.node_lag_blocks),
+    "prometheus": lambda s: s.prometheus,
 }
 assert set(_SPEC_VALUE) == {o.dest for o in STACK_OPTIONS}
 

@@ -1,0 +1,234 @@
+"""The stack's monitoring as processes: Prometheus, Alertmanager, the node and blackbox
+exporters, the heads exporter and the alert webhook, with the configs they run on.
+
+`render_configs` writes every config under the stack's state dir and checks Prometheus's
+with ``promtool check config`` (and its rule files) before anything starts; `launch`
+hands each program to the stack's supervisor, which restarts it if it dies and stops it
+with the stack, and returns once Prometheus and Alertmanager say they are ready.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from harness.errors import ConfigError, StackError
+from harness.monitor.promtool import binary, check_config
+from harness.monitor.rules import ALERT_RULES, FIXTURES
+
+PROMETHEUS = "prometheus"
+ALERTMANAGER = "alertmanager"
+NODE_EXPORTER = "node-exporter"
+BLACKBOX = "blackbox-exporter"
+HEADS = "heads-exporter"
+WEBHOOK = "alert-webhook"
+#: The stack's monitoring components, in start order (the receivers before their senders).
+COMPONENTS = (WEBHOOK, ALERTMANAGER, NODE_EXPORTER, BLACKBOX, HEADS, PROMETHEUS)
+NOTIFICATIONS = "notifications.jsonl"
+
+
+@dataclass(frozen=True)
+class MonitorProfile:
+    """How often Prometheus scrapes and evaluates, and how soon Alertmanager notifies.
+    The default is the test profile: 1 s, so an alert's timing is its `for:` plus ~1 s."""
+
+    scrape_interval_s: float = 1.0
+    evaluation_interval_s: float = 1.0
+    group_wait_s: float = 0.0
+    group_interval_s: float = 1.0
+    probe_timeout_s: float = 0.9
+
+
+@dataclass(frozen=True)
+class MonitorLayout:
+    """Where each monitoring process listens, and what it watches."""
+
+    host: str
+    ports: dict[str, int]  # component name -> port
+    haproxy_metrics: str | None  # host:port of HAProxy's exporter; None: its template has none
+    nodes: tuple[tuple[str, str], ...]  # (name, JSON-RPC url), as the heads poller reaches them
+    frontend_url: str
+    rule_files: tuple[Path, ...] = (ALERT_RULES,)
+    profile: MonitorProfile = MonitorProfile()
+
+    def address(self, name: str) -> str:
+        return f"{self.host}:{self.ports[name]}"
+
+    def url(self, name: str) -> str:
+        return f"http://{self.address(name)}/"
+
+
+def _render(template: str, **values: object) -> str:
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    path = FIXTURES / template
+    try:
+        return env.from_string(path.read_text()).render(**values)
+    except jinja2.TemplateError as exc:
+        raise ConfigError(template, str(path), f"the template does not render: {exc}") from exc
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g}"
+
+
+def render_configs(layout: MonitorLayout, directory: Path) -> None:
+    """Write prometheus.yml, alertmanager.yml and blackbox.yml into ``directory`` and
+    check Prometheus's (with its rules) with promtool: `ConfigError` if it rejects it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    p = layout.profile
+    (directory / "prometheus.yml").write_text(
+        _render(
+            "prometheus.yml.j2",
+            scrape_interval_s=_seconds(p.scrape_interval_s),
+            evaluation_interval_s=_seconds(p.evaluation_interval_s),
+            rule_files=[str(f) for f in layout.rule_files],
+            alertmanager=layout.address(ALERTMANAGER),
+            haproxy_metrics=layout.haproxy_metrics,
+            node_exporter=layout.address(NODE_EXPORTER),
+            blackbox=layout.address(BLACKBOX),
+            heads=layout.address(HEADS),
+            nodes=[{"name": n, "url": u} for n, u in layout.nodes],
+            frontend_url=layout.frontend_url,
+        )
+    )
+    (directory / "alertmanager.yml").write_text(
+        _render(
+            "alertmanager.yml.j2",
+            webhook_url=layout.url(WEBHOOK) + "alerts",
+            group_wait_s=_seconds(p.group_wait_s),
+            group_interval_s=_seconds(p.group_interval_s),
+            repeat_interval="4h",
+        )
+    )
+    (directory / "blackbox.yml").write_text(
+        _render("blackbox.yml.j2", timeout_s=_seconds(p.probe_timeout_s))
+    )
+    check_config(directory / "prometheus.yml")
+
+
+def commands(layout: MonitorLayout, directory: Path) -> dict[str, list[str]]:
+    """The argument list of each monitoring process (`COMPONENTS`), on its own ports and
+    data dirs under ``directory``: never the services Debian's packages install."""
+    a = layout.address
+    return {
+        WEBHOOK: [
+            sys.executable, "-m", "harness.monitor.webhook",
+            "--listen", a(WEBHOOK), "--out", str(directory / NOTIFICATIONS),
+        ],
+        ALERTMANAGER: [
+            str(binary("prometheus-alertmanager")),
+            f"--config.file={directory / 'alertmanager.yml'}",
+            f"--storage.path={directory / 'alertmanager-data'}",
+            f"--web.listen-address={a(ALERTMANAGER)}",
+            "--cluster.listen-address=",  # one instance: no gossip port
+            "--log.level=warn",
+        ],
+        # Only what the rules read, so a 1 s scrape stays cheap.
+        NODE_EXPORTER: [
+            str(binary("prometheus-node-exporter")),
+            f"--web.listen-address={a(NODE_EXPORTER)}",
+            "--collector.disable-defaults",
+            "--collector.meminfo",
+            "--collector.filesystem",
+            "--collector.cpu",
+            "--collector.loadavg",
+            "--log.level=warn",
+        ],
+        BLACKBOX: [
+            str(binary("prometheus-blackbox-exporter")),
+            f"--config.file={directory / 'blackbox.yml'}",
+            f"--web.listen-address={a(BLACKBOX)}",
+            "--log.level=warn",
+        ],
+        HEADS: [
+            sys.executable, "-m", "harness.monitor.heads", "--listen", a(HEADS),
+            *(f"--node={name}={url}" for name, url in layout.nodes),
+        ],
+        PROMETHEUS: [
+            str(binary("prometheus")),
+            f"--config.file={directory / 'prometheus.yml'}",
+            f"--storage.tsdb.path={directory / 'prometheus-data'}",
+            "--storage.tsdb.retention.time=1d",
+            f"--web.listen-address={a(PROMETHEUS)}",
+            "--log.level=warn",
+        ],
+    }  # fmt: skip
+
+
+def require_binaries() -> None:
+    """`MissingBinaryError` (before anything starts) for a monitoring program not installed."""
+    for name in (
+        "prometheus",
+        "promtool",
+        "prometheus-alertmanager",
+        "prometheus-node-exporter",
+        "prometheus-blackbox-exporter",
+    ):
+        binary(name)
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=0.5) as answer:
+            return bool(answer.status == 200)
+    except OSError:
+        return False
+
+
+def wait_ready(
+    layout: MonitorLayout, deadline: float, died: Callable[[str], str | None]
+) -> None:
+    """Until every monitoring process answers (Prometheus and Alertmanager on /-/ready,
+    the exporters on /metrics) and Prometheus has scraped every target once; `StackError`
+    naming the one that did not, or that died (``died(name)`` says how, or None)."""
+    checks = {
+        WEBHOOK: layout.url(WEBHOOK),
+        ALERTMANAGER: layout.url(ALERTMANAGER) + "-/ready",
+        NODE_EXPORTER: layout.url(NODE_EXPORTER) + "metrics",
+        BLACKBOX: layout.url(BLACKBOX) + "metrics",
+        HEADS: layout.url(HEADS) + "metrics",
+        PROMETHEUS: layout.url(PROMETHEUS) + "-/ready",
+    }
+    waiting = dict(checks)
+    while waiting and time.monotonic() < deadline:
+        for name, url in list(waiting.items()):
+            how = died(name)
+            if how is not None:
+                raise StackError(f"{name} {how} while starting")
+            if _answers(url):
+                del waiting[name]
+        if waiting:
+            time.sleep(0.01)
+    if waiting:
+        raise StackError(f"monitoring not ready: {', '.join(waiting)} did not answer")
+    # A probe per node and one through the frontend; node, heads and blackbox; HAProxy.
+    expected = len(layout.nodes) + 4 + (1 if layout.haproxy_metrics else 0)
+    scraped = 0
+    while time.monotonic() < deadline:
+        scraped = _scraped_targets(layout.url(PROMETHEUS))
+        if scraped >= expected:
+            return
+        time.sleep(0.02)
+    raise StackError(
+        f"Prometheus scraped {scraped} of its {expected} targets before the deadline"
+    )
+
+
+def _scraped_targets(prometheus_url: str) -> int:
+    """How many of Prometheus's targets it has scraped at least once. Prometheus 2.42 hands
+    new targets to its scrapers in 5 s batches (its discovery manager's fixed update
+    interval): until then no rule sees a sample, so the monitoring is not ready."""
+    try:
+        with urllib.request.urlopen(prometheus_url + "api/v1/targets", timeout=0.5) as answer:
+            doc = json.load(answer)
+    except (OSError, ValueError):
+        return 0
+    targets = doc.get("data", {}).get("activeTargets", ())
+    return sum(1 for t in targets if not t.get("lastScrape", "").startswith("0001-"))

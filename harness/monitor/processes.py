@@ -182,9 +182,7 @@ def _answers(url: str) -> bool:
         return False
 
 
-def wait_ready(
-    layout: MonitorLayout, deadline: float, died: Callable[[str], str | None]
-) -> None:
+def wait_ready(layout: MonitorLayout, deadline: float, died: Callable[[str], str | None]) -> None:
     """Until every monitoring process answers (Prometheus and Alertmanager on /-/ready,
     the exporters on /metrics) and Prometheus has scraped every target once; `StackError`
     naming the one that did not, or that died (``died(name)`` says how, or None)."""
@@ -216,9 +214,7 @@ def wait_ready(
         if scraped >= expected:
             return
         time.sleep(0.02)
-    raise StackError(
-        f"Prometheus scraped {scraped} of its {expected} targets before the deadline"
-    )
+    raise StackError(f"Prometheus scraped {scraped} of its {expected} targets before the deadline")
 
 
 def _scraped_targets(prometheus_url: str) -> int:

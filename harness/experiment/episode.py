@@ -24,6 +24,8 @@ from harness.measure.metrics import PHASES, Measured, derive
 from harness.measure.recorder import LoadPhase
 from harness.measure.recovery import recovery as measure_recovery
 from harness.measure.slo import SLOResult
+from harness.monitor.alerts import alert_figures
+from harness.monitor.webhook import Notification
 from harness.stack.model import StackState
 from harness.stack.steady import (
     SteadyState,
@@ -197,9 +199,11 @@ def judge_episode(
     frontend_lag: list[LagPoint],
     slos: tuple[SLO, ...],
     histories: CheckResult | None = None,
+    alerts: tuple[Notification, ...] | None = None,
 ) -> EpisodeResult:
     """The episode's figures from what the instruments saw, and its SLO verdicts; with
-    ``histories`` (the checker's, at the end of a run) its per-phase anomaly counts too."""
+    ``histories`` (the checker's, at the end of a run) its per-phase anomaly counts too;
+    with ``alerts`` (the alert webhook's notifications, --prometheus) its alert figures."""
     phases = window.phases
     start, end = phases[0].start_ns, phases[-1].end_ns
     # Only this episode's own window: a later episode's failures are not its outage.
@@ -223,6 +227,8 @@ def judge_episode(
     if histories is not None:
         measured.update(check_metrics(histories, [(p.name, p.start_ns, p.end_ns) for p in phases]))
         anomalies = _examples(histories, start, end)
+    if alerts is not None:
+        measured.update(alert_figures(alerts, start, window.fault.effective_ns, end))
     return EpisodeResult(
         index=window.index,
         spec=window.spec,

@@ -21,7 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from harness.cleanup import cleanup_leftovers
-from harness.errors import HarnessError
+from harness.errors import ConfigError, HarnessError
 from harness.experiment.command import episode_command
 from harness.experiment.episode import EpisodeResult, EpisodeWindow, judge_episode, run_episode
 from harness.experiment.histories import ClientHistories, check_histories, keep_chain_log
@@ -33,15 +33,19 @@ from harness.load.workload import load_profile, methods_sent
 from harness.measure import FRONTEND
 from harness.measure.budget import budget_use
 from harness.measure.head_lag import frontend_lags, node_lags, per_window
-from harness.measure.metrics import HISTORY_METRICS
+from harness.measure.metrics import ALERT_METRICS, HISTORY_METRICS
+from harness.monitor.webhook import Notification, read_notifications
 from harness.report import RunDir, write_reports
 from harness.stack.backends import open_stack, plan_stack
 from harness.stack.haproxy import DEFAULT_TEMPLATE
-from harness.stack.model import Stack, StackSpec
+from harness.stack.model import Stack, StackSpec, StackState
 from harness.stack.steady import check_steady_state, wait_for_steady_state
 
 log = logging.getLogger(__name__)
 
+
+#: The SLOs judged on the alert webhook's notifications (--prometheus only).
+ALERT_SLO_METRICS = (*ALERT_METRICS, "false_alerts")
 
 # What an episode needs beyond its baseline, hold and settle, when planning whether it still
 # fits before a deadline: a typical recovery and steady-state check.
@@ -105,6 +109,7 @@ def run(
         state = stack.state()
         chain_log = keep_chain_log(state, run_dir.path)  # a teardown may remove the stack's
         events = tuple(e for e in stack.events if e.t_ns >= live.origin_ns)
+        alerts = _notifications(state)  # before the teardown removes the webhook's file
         ready_s = stack.ready_s or 0.0
         reaped += stack.reaped
 
@@ -116,7 +121,7 @@ def run(
     through_frontend = frontend_lags(seen.samples, nodes, load_heads)
     episodes = tuple(
         replace(e, command=tuple(episode_command(spec, e.spec)))
-        for e in _judge(windows, seen, nodes, spec, histories)
+        for e in _judge(windows, seen, nodes, spec, histories, alerts)
     )
     replay = (
         ("harness", "gameday", "--replay", str(run_dir.path))
@@ -168,10 +173,11 @@ def _judge(
     nodes: list[str],
     spec: ExperimentSpec,
     histories: ClientHistories | None = None,
+    alerts: tuple[Notification, ...] | None = None,
 ) -> tuple[EpisodeResult, ...]:
     """Each episode's figures and verdicts from what the instruments saw. Without
-    ``histories`` (a provisional verdict while the run goes on) the SLOs on them wait for
-    the end of the run: clients' histories are checked once, then."""
+    ``histories`` (a provisional verdict while the run goes on) the SLOs on them, and on
+    alerts (``alerts``: the webhook's notifications), wait for the end of the run."""
     between_nodes = node_lags(seen.samples, nodes)
     load_heads = seen.load.summary.heads if seen.load and spec.load_at == "frontend" else ()
     through_frontend = frontend_lags(seen.samples, nodes, load_heads)
@@ -179,10 +185,19 @@ def _judge(
     slos = spec.slos
     if checked is None:
         slos = tuple(s for s in slos if s.metric not in HISTORY_METRICS)
+    if alerts is None:
+        slos = tuple(s for s in slos if s.metric not in ALERT_SLO_METRICS)
     return tuple(
-        judge_episode(w, seen, nodes, between_nodes, through_frontend, slos, checked)
+        judge_episode(w, seen, nodes, between_nodes, through_frontend, slos, checked, alerts)
         for w in windows
     )
+
+
+def _notifications(state: StackState) -> tuple[Notification, ...] | None:
+    """What the stack's alert webhook was notified of (None: the stack has no monitoring)."""
+    if state.alert_notifications is None:
+        return None
+    return read_notifications(Path(state.alert_notifications))
 
 
 def _faults(spec: ExperimentSpec, stack: Stack) -> list[Fault]:
@@ -193,7 +208,13 @@ def _faults(spec: ExperimentSpec, stack: Stack) -> list[Fault]:
 def preflight(spec: ExperimentSpec) -> None:
     """What can be checked before a stack starts, checked: each fault's parameters, whether
     this host can run it, and whether the stack as specified gives it what it needs (a
-    proxy, namespaces). Raises what the run would otherwise raise after its baseline."""
+    proxy, namespaces, monitoring for alert SLOs). Raises what the run would otherwise
+    raise after its baseline."""
+    alerting = [s for s in spec.slos if s.metric in ALERT_SLO_METRICS]
+    if alerting and not spec.stack.prometheus:
+        raise ConfigError(
+            "slo", str(alerting[0]), "alerts are measured only with monitoring: add --prometheus"
+        )
     planned = plan_stack(spec.stack)
     methods = methods_sent(load_profile(spec.load.profile)) if spec.load is not None else None
     for fault in _faults(spec, planned):

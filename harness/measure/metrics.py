@@ -93,9 +93,25 @@ METRICS: dict[str, Metric] = {
         Metric("p99_ms", "ms", "lower", True, "99th percentile latency"),
         Metric("p999_ms", "ms", "lower", True, "99.9th percentile latency"),
         Metric("max_ms", "ms", "lower", True, "slowest request"),
+        # With --prometheus (harness.monitor): alerts as SLOs, named in brackets.
+        Metric("alert_fired_s", "s", "lower", False, "fault to the alert's firing notification"),
+        Metric(
+            "alert_resolved_s", "s", "lower", False, "fault to the alert's resolved notification"
+        ),
+        Metric(
+            "false_alerts",
+            "alerts",
+            "lower",
+            False,
+            "alerts that fired with no fault to explain them (in the baseline)",
+        ),
     )
 }
-RECOVERY_METRICS = tuple(name for name, m in METRICS.items() if not m.per_phase)
+#: Metrics that name an alert of the rules in brackets: ``alert_fired_s[ServiceDown]``.
+ALERT_METRICS = ("alert_fired_s", "alert_resolved_s")
+RECOVERY_METRICS = tuple(
+    name for name, m in METRICS.items() if not m.per_phase and name not in ALERT_METRICS
+)
 PHASE_METRICS = tuple(name for name, m in METRICS.items() if m.per_phase)
 LATENCY_METRICS = ("p50_ms", "p99_ms", "p999_ms", "max_ms")
 #: What the checker of clients' histories counts (`harness.measure.checker`), per phase.

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from harness.errors import ConfigError
 from harness.measure.metrics import (
+    ALERT_METRICS,
     PER_METHOD_METRICS,
     PHASE_METRICS,
     PHASES,
@@ -53,13 +54,21 @@ class SLO:
     method: str | None = None
 
     def __post_init__(self) -> None:
-        known = RECOVERY_METRICS + PHASE_METRICS
+        known = RECOVERY_METRICS + PHASE_METRICS + ALERT_METRICS
         if self.metric not in known:
             raise ConfigError("slo metric", self.metric, f"choose one of: {', '.join(known)}")
         if self.op not in ("<=", ">="):
             raise ConfigError("slo operator", self.op, "use <= or >=")
         if not math.isfinite(self.target) or self.target < 0:
             raise ConfigError("slo target", self.target, "must be a finite number >= 0")
+        if self.metric in ALERT_METRICS:
+            from harness.monitor.rules import require_alert
+
+            if self.phase is None or self.method is not None:
+                raise ConfigError(
+                    f"slo {self.metric}", self.phase, f"name one alert: {self.metric}[ServiceDown]"
+                )
+            require_alert(self.phase)
         if self.metric in PHASE_METRICS and self.phase not in PHASES:
             raise ConfigError(
                 f"slo {self.metric} phase",

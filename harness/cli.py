@@ -169,9 +169,9 @@ def status_doc(state: StackState) -> dict[str, Any]:
     components = []
     for c in state.components:
         doc: dict[str, Any] = dict(c.__dict__, url=c.url)
-        if c.role in ("proxy", "agent"):  # no JSON-RPC of their own: their own health
+        if c.role in ("proxy", "agent", "replicator", "monitor"):  # no JSON-RPC: own health
             doc["head"] = None
-            doc["health"] = _proxy_health(c.url) if c.role == "proxy" else _agent_health(c)
+            doc["health"] = _agent_health(c) if c.role == "agent" else _http_health(c)
             components.append(doc)
             continue
         target = state.frontend_url if c.role == "balancer" else c.url
@@ -194,13 +194,20 @@ def status_doc(state: StackState) -> dict[str, Any]:
     return {**state.to_dict(), "components": components}
 
 
-def _proxy_health(url: str) -> str:
-    """The fault proxy's own answer on its control API's /health."""
+def _http_health(c: ComponentState) -> str:
+    """A component's own answer on its health URL: the fault proxy's and the replicator's
+    control API (/health), a monitoring process's (`harness.monitor.HEALTH_PATHS`)."""
+    if c.role == "monitor":
+        from harness.monitor.processes import HEALTH_PATHS
+
+        url = c.url + HEALTH_PATHS.get(c.name, "")
+    else:
+        url = c.url + "health"
     try:
-        with urllib.request.urlopen(url + "health", timeout=1.0) as answer:
+        with urllib.request.urlopen(url, timeout=1.0) as answer:
             return "answering" if answer.status == 200 else f"HTTP {answer.status}"
     except OSError as exc:
-        return f"control API: {exc}"
+        return f"health {url}: {exc}"
 
 
 def _agent_health(agent: ComponentState) -> str:

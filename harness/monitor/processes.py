@@ -182,18 +182,22 @@ def _answers(url: str) -> bool:
         return False
 
 
+#: Where each monitoring process says it is up (for readiness and `harness stack status`).
+HEALTH_PATHS = {
+    WEBHOOK: "",
+    ALERTMANAGER: "-/ready",
+    NODE_EXPORTER: "metrics",
+    BLACKBOX: "metrics",
+    HEADS: "metrics",
+    PROMETHEUS: "-/ready",
+}
+
+
 def wait_ready(layout: MonitorLayout, deadline: float, died: Callable[[str], str | None]) -> None:
     """Until every monitoring process answers (Prometheus and Alertmanager on /-/ready,
     the exporters on /metrics) and Prometheus has scraped every target once; `StackError`
     naming the one that did not, or that died (``died(name)`` says how, or None)."""
-    checks = {
-        WEBHOOK: layout.url(WEBHOOK),
-        ALERTMANAGER: layout.url(ALERTMANAGER) + "-/ready",
-        NODE_EXPORTER: layout.url(NODE_EXPORTER) + "metrics",
-        BLACKBOX: layout.url(BLACKBOX) + "metrics",
-        HEADS: layout.url(HEADS) + "metrics",
-        PROMETHEUS: layout.url(PROMETHEUS) + "-/ready",
-    }
+    checks = {name: layout.url(name) + path for name, path in HEALTH_PATHS.items()}
     waiting = dict(checks)
     while waiting and time.monotonic() < deadline:
         for name, url in list(waiting.items()):

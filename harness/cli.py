@@ -48,6 +48,8 @@ from harness.report import RESULT_FILE, SUMMARY_FILE, read_document, summarize, 
 from harness.report.compare import compare, tolerances
 from harness.report.history import History
 from harness.report.junit import write_junit
+from harness.report.metrics import check_textfile_dir, exposition, write_textfile
+from harness.report.pushgateway import check_reachable, push
 from harness.report.summary import verdict_word
 from harness.stack import daemon
 from harness.stack.backends import plan_stack
@@ -102,6 +104,58 @@ def _click_option(o: StackOption) -> Callable[[F], F]:
         metavar=o.metavar,
         help=o.help,
     )
+
+
+def export_options(fn: F) -> F:
+    """Where a run's figures go as Prometheus metrics: shared by `export`, `run` and
+    `gameday`."""
+    fn = click.option(
+        "--pushgateway",
+        "pushgateway_url",
+        metavar="URL",
+        help="Push the run's metrics to this Prometheus Pushgateway (job=harness, grouped "
+        "by the run's name), e.g. http://127.0.0.1:9091.",
+    )(fn)
+    return click.option(  # type: ignore[no-any-return]
+        "--textfile",
+        "textfile_dir",
+        type=click.Path(path_type=Path),
+        metavar="DIR",
+        help="Write the run's metrics to DIR/harness.prom (atomically) for node exporter's "
+        "textfile collector.",
+    )(fn)
+
+
+def _check_export(textfile_dir: Path | None, pushgateway_url: str | None) -> None:
+    """Bad export options fail now, before a stack starts: a missing directory, a malformed
+    URL, or no Pushgateway answering there."""
+    if textfile_dir is not None:
+        check_textfile_dir(textfile_dir)
+    if pushgateway_url is not None:
+        check_reachable(pushgateway_url)
+
+
+def _export(run_dir: Path, textfile_dir: Path | None, pushgateway_url: str | None) -> None:
+    """Deliver a finished run's metrics. The run's reports are already written: a failure
+    here (the Pushgateway gone since the run started) is one line saying how to send them
+    again, and exit 2, since what was asked for did not happen."""
+    if textfile_dir is None and pushgateway_url is None:
+        return
+    doc = read_document(run_dir / RESULT_FILE)
+    try:
+        if textfile_dir is not None:
+            write_textfile(doc, textfile_dir)
+        if pushgateway_url is not None:
+            push(doc, pushgateway_url)
+    except ConfigError as exc:
+        again = " ".join(
+            [f"harness export {run_dir}"]
+            + ([f"--textfile {textfile_dir}"] if textfile_dir is not None else [])
+            + ([f"--pushgateway {pushgateway_url}"] if pushgateway_url is not None else [])
+        )
+        raise ConfigError(
+            exc.field, exc.value, f"{exc.fix}; the run's reports are kept: `{again}` sends them"
+        ) from exc
 
 
 def stack_options(fn: F) -> F:
@@ -315,6 +369,7 @@ def cleanup() -> None:
     type=click.Path(path_type=Path),
     help="Also write the verdicts as JUnit XML here (a test case per SLO).",
 )
+@export_options
 @click.option("--no-load", is_flag=True, help="Probes only, no Locust load.")
 @click.option(
     "--load-at", default="frontend", help="Where the load goes: frontend, primary or node-N."
@@ -379,6 +434,8 @@ def run_cmd(
     cost_per_minute: float,
     currency: str,
     junit_path: Path | None,
+    textfile_dir: Path | None,
+    pushgateway_url: str | None,
     no_load: bool,
     load_at: str,
     load_profile: str,
@@ -438,10 +495,12 @@ def run_cmd(
     fault_class(fault_kind)  # an unknown type fails before the stack starts
     if junit_path is not None:
         _writable(junit_path, "--junit")
+    _check_export(textfile_dir, pushgateway_url)
     result = experiment.run(spec, reports_dir)
     if junit_path is not None:
         write_junit(read_document(Path(result.run_dir) / RESULT_FILE), junit_path)
     click.echo((Path(result.run_dir) / SUMMARY_FILE).read_text(), nl=False)
+    _export(Path(result.run_dir), textfile_dir, pushgateway_url)
     sys.exit(0 if result.passed else 1)
 
 
@@ -569,6 +628,7 @@ def print_schedule(schedule: Schedule, spec: GamedaySpec, window_note: str) -> N
 )
 @click.option("--reports-dir", type=click.Path(path_type=Path), default=Path("reports"))
 @click.option("--junit", "junit_path", type=click.Path(path_type=Path), help="JUnit XML here.")
+@export_options
 @handles_errors
 def gameday_cmd(
     spec_file: Path | None,
@@ -587,6 +647,8 @@ def gameday_cmd(
     replay_dir: Path | None,
     reports_dir: Path,
     junit_path: Path | None,
+    textfile_dir: Path | None,
+    pushgateway_url: str | None,
     **opts: Any,
 ) -> None:
     """A game day: continuous load and a seeded schedule of faults inside a time window.
@@ -640,6 +702,7 @@ def gameday_cmd(
     deadline = window_deadline_s(spec.window, now, ignore_window)
     if junit_path is not None:
         _writable(junit_path, "--junit")
+    _check_export(textfile_dir, pushgateway_url)
     stop = StopRequest()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(
@@ -651,6 +714,7 @@ def gameday_cmd(
     if junit_path is not None:
         write_junit(read_document(Path(result.run_dir) / RESULT_FILE), junit_path)
     click.echo((Path(result.run_dir) / SUMMARY_FILE).read_text(), nl=False)
+    _export(Path(result.run_dir), textfile_dir, pushgateway_url)
     sys.exit(0 if result.passed else 1)
 
 
@@ -682,6 +746,34 @@ def report_cmd(run: str, reports_dir: Path) -> None:
     (directory / SUMMARY_FILE).write_text(summarize(doc) + "\n")
     path = write_html(directory)
     console.print(f"{verdict_word(doc)} {doc['name']}: {path}")
+
+
+@main.command("export", context_settings={"show_default": True})
+@click.argument("run")
+@click.option("--reports-dir", type=click.Path(path_type=Path), default=Path("reports"))
+@export_options
+@handles_errors
+def export_cmd(
+    run: str, reports_dir: Path, textfile_dir: Path | None, pushgateway_url: str | None
+) -> None:
+    """A run's verdicts and figures as Prometheus metrics: to node exporter's textfile
+    collector (--textfile), a Pushgateway (--pushgateway), or, with neither, stdout.
+
+    RUN: the run's directory, or its id under --reports-dir.
+    """
+    directory = run_dir_of(run, reports_dir)
+    doc = read_document(directory / RESULT_FILE)
+    if textfile_dir is None and pushgateway_url is None:
+        click.echo(exposition(doc), nl=False)
+        return
+    if pushgateway_url is not None:
+        check_reachable(pushgateway_url)
+    if textfile_dir is not None:
+        path = write_textfile(doc, textfile_dir)
+        console.print(f"{doc['name']} ({doc['run_id']}): {path}")
+    if pushgateway_url is not None:
+        group = push(doc, pushgateway_url)
+        console.print(f"{doc['name']} ({doc['run_id']}): pushed to {group}")
 
 
 @main.command("history", context_settings={"show_default": True})

@@ -6,11 +6,12 @@ keeps its sockets: connections are accepted by the kernel and never answered, so
 clients nor HAProxy's checks get a refusal, only silence.
 Load: the searcher mix, open model, 150 req/s through the frontend.
 
-Measured by hand on the roadmap policy (check inter 2 s, fall 3): a 10 s pause is never
-marked DOWN and clients see a 10 s outage; a 20 s one is marked DOWN only after ~11 s,
-not the 6 s that inter x fall suggests, since each check waits for its own timeout. The
-roadmap variants assert exactly that (TTD beyond inter x fall); the hardened policy must
-take the paused node out fast. Afterwards the paused node must catch up (peer sync) and
+Measured by hand on the roadmap policy (check inter 2 s, fall 3): a 10 s pause is not
+marked DOWN while it lasts (sometimes just after) and clients see a 10 s outage; a 20 s
+one is marked DOWN only after ~11 s, not the 6 s that inter x fall suggests, since each
+check waits for its own timeout. The roadmap variants assert exactly that (TTD beyond
+inter x fall); the hardened policy must take the paused node out fast. Afterwards the
+paused node must catch up (peer sync) and
 the steady state return, or every later scenario on the stack would start broken.
 """
 
@@ -58,8 +59,11 @@ def test_a_10s_pause_of_the_primary_is_ridden_out_or_routed_around(
     result = chaos_run(_spec(stack_spec, haproxy_policy, 10.0, scenario_load))
     result.assert_passed()
     if haproxy_policy == "roadmap":
-        # Never marked DOWN: the pause ends before three checks have timed out.
-        assert result.recovery.ttd_s is None, result.recovery
+        # Not marked DOWN while paused: the pause ends before three checks have timed out.
+        # The checks sent during it may still time out after it, so a DOWN can come just
+        # after the resume (measured: 0.1-0.4 s after, in two runs of five), never before.
+        ttd = result.recovery.ttd_s
+        assert ttd is None or ttd >= 10.0, result.recovery
         assert result.recovery.outage_s >= 9, result.recovery
 
 

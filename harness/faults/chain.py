@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 from harness.chain.client import ReplicatorClient, ReplicatorError
 from harness.chain.delays import parse_delay
 from harness.chain.settings import NodeSettings
-from harness.errors import ConfigError, HarnessError
+from harness.errors import ConfigError
 from harness.faults.fault import Fault, FaultIneffective, wait_until
 from harness.faults.registry import register
 from harness.faults.undo import UndoOp, undo_op
@@ -304,17 +304,27 @@ class Reorg(Fault):
         """Nothing to take back; the nodes are waited for in `verify_reverted`."""
 
     def verify_reverted(self, targets: tuple[ComponentState, ...]) -> None:
-        """Every node has left the old branch: its block at the reorg's base is the new one."""
-        url = replicator_of(self.stack.state(), self.kind)
-        client = ReplicatorClient(url)
+        """Every node has left the old branch: its block at the reorg's base is the source's
+        new one (asked of each node: the replicator's status may predate the reorg)."""
+        (source,) = targets
+        first = hex(self._top - self.depth + 1)
+        with RpcClient(source.url, timeout_s=2.0) as client:
+            wanted = client.call("eth_getBlockByNumber", [first, False])["hash"]
+        nodes = self.stack.state().nodes
         deadline = time.monotonic() + CATCH_UP_TIMEOUT_S
-        while time.monotonic() < deadline:
-            try:
-                status = client.status()
-            except HarnessError:
-                time.sleep(0.05)
-                continue
-            if all(n.behind is not None and n.behind <= 1 for n in status.nodes.values()):
-                return
+        left = {n.name: n.url for n in nodes}
+        while left and time.monotonic() < deadline:
+            for name, url in list(left.items()):
+                try:
+                    with RpcClient(url, timeout_s=1.0) as client:
+                        block = client.call("eth_getBlockByNumber", [first, False])
+                except RpcFailure:
+                    continue
+                if isinstance(block, dict) and block.get("hash") == wanted:
+                    del left[name]
             time.sleep(0.02)
-        raise FaultIneffective("fault ineffective: the nodes did not follow the reorg")
+        if left:
+            raise FaultIneffective(
+                f"fault ineffective: {', '.join(sorted(left))} still on the old branch at "
+                f"block {int(first, 16)} after {CATCH_UP_TIMEOUT_S:g}s"
+            )

@@ -21,6 +21,10 @@ NODE_ROLES = ("primary", "backup")
 #: "one": the served nodes follow one chain source (harness.chain), as real nodes follow
 #: their network; "independent": every node mines a chain of its own.
 CHAIN_NAMES = ("one", "independent")
+#: The command line's default (`harness run`, `stack up`, pytest): one chain for anvil
+#: nodes (dev chains have no peers: the stack gives them one network), their own network
+#: for other clients. A `StackSpec` built in code keeps a chain per node unless told.
+AUTO_CHAIN = "auto"
 #: HAProxy policies: "roadmap" (fixtures/haproxy.cfg.j2) or "hardened" (short timeouts,
 #: retries, fast checks and the lag agent: fixtures/haproxy-hardened.cfg.j2).
 POLICY_NAMES = ("roadmap", "hardened")
@@ -190,6 +194,11 @@ class StackSpec:
         doc["health_check"] = HealthCheck(**doc.get("health_check", {}))
         doc["restart"] = RestartPolicy(**doc.get("restart", {}))
         return cls(**doc)
+
+
+def auto_chain(node_kind: str) -> str:
+    """What ``--chain auto`` means for nodes of ``node_kind``."""
+    return "one" if node_kind == "anvil" else "independent"
 
 
 def split_toxiproxy_url(url: str) -> tuple[str, int]:

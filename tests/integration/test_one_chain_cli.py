@@ -10,8 +10,8 @@ from tests.integration.test_cli import harness, no_stack_left
 @pytest.mark.parametrize(
     ("args", "words"),
     [
-        (["--fault", "lag"], "--chain one"),
-        (["--fault", "reorg", "-p", "depth=2"], "--chain one"),
+        (["--chain", "independent", "--fault", "lag"], "--chain one"),
+        (["--chain", "independent", "--fault", "reorg", "-p", "depth=2"], "--chain one"),
         (["--chain", "one", "--fault", "reorg", "-p", "depth=100"], "depth"),
         (["--chain", "one", "--propagation-delay", "soon"], "50-300ms"),
         (["--chain", "one", "--node-lag", "node-1:3"], "NODE=BLOCKS"),

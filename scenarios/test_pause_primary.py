@@ -11,7 +11,7 @@ marked DOWN while it lasts (sometimes just after) and clients see a 10 s outage;
 one is marked DOWN only after ~11 s, not the 6 s that inter x fall suggests, since each
 check waits for its own timeout. The roadmap variants assert exactly that (TTD beyond
 inter x fall); the hardened policy must take the paused node out fast. Afterwards the
-paused node must catch up (peer sync) and
+paused node must catch up (the replicator on one chain, peer sync on independent ones) and
 the steady state return, or every later scenario on the stack would start broken.
 """
 

@@ -1,8 +1,9 @@
 """Scenario: the primary stops syncing (its head freezes) while it keeps answering.
 
 Steady state: both nodes answer and agree, both UP in HAProxy.
-Fault: the primary's head frozen for 12 s (anvil: interval mining off); it answers every
-call, with data 12 blocks old by the end.
+Fault: the primary's head frozen for 12 s (on one chain, the default: the replicator stops
+feeding it, the real sync stall; on independent chains: anvil's interval mining off); it
+answers every call, with data 12 blocks old by the end.
 Load: the searcher mix, open model, 150 req/s through the frontend.
 
 Measured by hand on the roadmap policy: 0 errors, 100% availability, and a head 15 blocks

@@ -25,8 +25,7 @@ def one_chain(spec: StackSpec, **changes: object) -> StackSpec:
     return replace(spec, chain="one", node_kind="anvil", **changes)  # type: ignore[arg-type]
 
 
-@pytest.mark.quick
-@pytest.mark.chaos
+@pytest.mark.chaos  # the full suite (`pytest scenarios`): the CI set is kept short
 def test_failing_over_to_a_lagging_backup_never_moves_a_clients_head_back(
     request: pytest.FixtureRequest,
     stack_spec: StackSpec,
@@ -79,8 +78,7 @@ def test_failing_over_to_a_lagging_backup_never_moves_a_clients_head_back(
     chaos_run(spec).assert_passed()
 
 
-@pytest.mark.quick
-@pytest.mark.chaos
+@pytest.mark.chaos  # the full suite (`pytest scenarios`): the CI set is kept short
 def test_propagation_skew_between_two_active_nodes_is_seen_by_clients_and_counted(
     stack_spec: StackSpec, chaos_run: ChaosRun, scenario_load: LoadSpec
 ) -> None:
@@ -113,8 +111,7 @@ def test_propagation_skew_between_two_active_nodes_is_seen_by_clients_and_counte
     assert result.measured.get("head_regressions[baseline]") == 0
 
 
-@pytest.mark.quick
-@pytest.mark.chaos
+@pytest.mark.chaos  # the full suite (`pytest scenarios`): the CI set is kept short
 def test_a_reorg_of_depth_2_under_load_is_followed_by_every_node_and_no_answer_is_off_chain(
     stack_spec: StackSpec, chaos_run: ChaosRun, scenario_load: LoadSpec
 ) -> None:

@@ -277,6 +277,7 @@ def test_follower_args_refuse_flags_that_would_make_it_mine_by_itself() -> None:
 # -- equality under load ------------------------------------------------------------------
 
 
+@pytest.mark.chaos  # full suite only: the one-chain stack tests are the CI set
 def test_every_block_and_receipt_of_two_followers_equals_the_sources_under_load(
     tmp_path: Path,
 ) -> None:
@@ -307,6 +308,7 @@ def test_every_block_and_receipt_of_two_followers_equals_the_sources_under_load(
 # -- pause, lag, delay -----------------------------------------------------------------------
 
 
+@pytest.mark.chaos  # full suite only: the one-chain stack tests are the CI set
 def test_a_paused_follower_stays_behind_then_catches_up_at_over_30_blocks_per_s(
     tmp_path: Path,
 ) -> None:
@@ -340,6 +342,7 @@ def test_a_paused_follower_stays_behind_then_catches_up_at_over_30_blocks_per_s(
         )
 
 
+@pytest.mark.chaos  # full suite only: the one-chain stack tests are the CI set
 def test_lag_blocks_holds_a_follower_exactly_that_many_behind_and_zero_releases_it(
     tmp_path: Path,
 ) -> None:
@@ -361,6 +364,7 @@ def test_lag_blocks_holds_a_follower_exactly_that_many_behind_and_zero_releases_
         chain.client.wait_synced(timeout_s=2)
 
 
+@pytest.mark.chaos  # full suite only: the one-chain stack tests are the CI set
 def test_a_delay_holds_a_follower_behind_the_source_by_time(tmp_path: Path) -> None:
     with one_chain(tmp_path, 0.25, ("a",), "--delay-ms", "a=600-700ms") as chain:
         assert chain.client.node("a").delay_ms == (600.0, 100.0)
@@ -394,6 +398,7 @@ def test_a_delay_holds_a_follower_behind_the_source_by_time(tmp_path: Path) -> N
 # -- restarts and reorgs -----------------------------------------------------------------------
 
 
+@pytest.mark.chaos  # full suite only: the one-chain stack tests are the CI set
 def test_a_sigkilled_follower_restarted_on_its_state_file_catches_up_with_right_blockhashes(
     tmp_path: Path,
 ) -> None:
@@ -419,6 +424,7 @@ def test_a_sigkilled_follower_restarted_on_its_state_file_catches_up_with_right_
                 assert ours == expected, f"BLOCKHASH({number}) on the restarted follower"
 
 
+@pytest.mark.chaos  # full suite only: the one-chain stack tests are the CI set
 def test_a_new_follower_seeded_from_the_sources_dump_starts_at_its_head_with_right_blockhashes(
     tmp_path: Path,
 ) -> None:
@@ -446,6 +452,7 @@ def test_a_new_follower_seeded_from_the_sources_dump_starts_at_its_head_with_rig
                         assert answer == block(chain.source_url, number)["hash"], number
 
 
+@pytest.mark.chaos  # full suite only: the one-chain stack tests are the CI set
 def test_a_reorg_of_depth_2_on_the_source_is_followed_and_logged_with_both_branches(
     tmp_path: Path,
 ) -> None:

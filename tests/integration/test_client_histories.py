@@ -65,6 +65,7 @@ def test_clients_switched_back_to_a_resumed_primary_are_told_a_lower_head(
     assert "What clients saw" in (Path(result.run_dir) / "report.html").read_text()
 
 
+@pytest.mark.chaos  # the full suite only; the paused-primary test is in the CI set
 def test_a_kill_on_the_hardened_policy_is_checked_and_its_counts_are_measured(
     tmp_path: Path,
 ) -> None:

@@ -126,7 +126,12 @@ def _pytest_session_interrupted_by(sig: signal.Signals, tmp_path: Path) -> list[
         time.sleep(0.05)
     pids: list[int] = json.loads(pids_file.read_text())
     proc.send_signal(sig)
-    proc.communicate(timeout=60)
+    try:
+        proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        output = proc.communicate()[0]
+        raise AssertionError(f"no end within 120 s of {sig.name}: {output}") from None
     return pids
 
 

@@ -106,6 +106,10 @@ SESSION_TEST = textwrap.dedent(
 )
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _pytest_session_interrupted_by(sig: signal.Signals, tmp_path: Path) -> list[int]:
     test_file = tmp_path / "test_session.py"
     test_file.write_text(SESSION_TEST)
@@ -118,6 +122,9 @@ def _pytest_session_interrupted_by(sig: signal.Signals, tmp_path: Path) -> list[
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        # A suite started in the background (`make test &`) ignores SIGINT, and a child
+        # inherits that: the session under test gets Ctrl-C as a terminal would give it.
+        preexec_fn=_default_sigint,
     )
     deadline = time.monotonic() + 60
     while not pids_file.exists() or not pids_file.read_text():

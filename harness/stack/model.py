@@ -21,9 +21,9 @@ NODE_ROLES = ("primary", "backup")
 #: "one": the served nodes follow one chain source (harness.chain), as real nodes follow
 #: their network; "independent": every node mines a chain of its own.
 CHAIN_NAMES = ("one", "independent")
-#: The command line's default (`harness run`, `stack up`, pytest): one chain for anvil
-#: nodes (dev chains have no peers: the stack gives them one network), their own network
-#: for other clients. A `StackSpec` built in code keeps a chain per node unless told.
+#: ``--chain auto``: one chain for anvil nodes (dev chains have no peers: the stack gives
+#: them one network), their own network for other clients. Not yet the default: replays
+#: on 2 cores put a tail on client latency (a baseline p99 of 108 ms in one run of 23).
 AUTO_CHAIN = "auto"
 #: HAProxy policies: "roadmap" (fixtures/haproxy.cfg.j2) or "hardened" (short timeouts,
 #: retries, fast checks and the lag agent: fixtures/haproxy-hardened.cfg.j2).

@@ -6,17 +6,15 @@ argument list to its supervisor instead).
 from __future__ import annotations
 
 import json
-import os
-import selectors
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import IO, Any
 
 from harness.chain.client import ReplicatorClient, ReplicatorError
 from harness.chain.config import ReplicatorConfig, command_line
+from harness.helper_process import harness_env, read_ready_line
 
 READY_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 5.0
@@ -25,13 +23,6 @@ STOP_TIMEOUT_S = 5.0
 def replicator_command(config: ReplicatorConfig, python: str = sys.executable) -> list[str]:
     """``python -m harness.chain ...`` for ``config``."""
     return [python, "-m", "harness.chain", *command_line(config)]
-
-
-def replicator_env() -> dict[str, str]:
-    """The environment in which ``-m harness.chain`` finds this harness."""
-    root = str(Path(__file__).resolve().parents[2])
-    path = [root, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
 
 
 class ReplicatorProcess:
@@ -67,9 +58,10 @@ class ReplicatorProcess:
             stdout=subprocess.PIPE,
             stderr=self._err,
             stdin=subprocess.DEVNULL,
-            env=replicator_env(),
+            env=harness_env(),
         )
-        line = self._read_line(timeout_s)
+        assert self.process is not None
+        line = read_ready_line(self.process, timeout_s)
         try:
             ready: Any = json.loads(line)
             self.url = str(ready["control"])
@@ -80,23 +72,6 @@ class ReplicatorProcess:
                 f"{line!r}; stderr: {self.stderr()}"
             ) from None
         return self.url
-
-    def _read_line(self, timeout_s: float) -> bytes:
-        assert self.process is not None and self.process.stdout is not None
-        stdout = self.process.stdout
-        deadline = time.monotonic() + timeout_s
-        data = b""
-        with selectors.DefaultSelector() as selector:
-            selector.register(stdout, selectors.EVENT_READ)
-            while b"\n" not in data:
-                left = deadline - time.monotonic()
-                if left <= 0 or not selector.select(left):
-                    break
-                chunk = os.read(stdout.fileno(), 4096)
-                if not chunk:
-                    break
-                data += chunk
-        return data.split(b"\n", 1)[0]
 
     def stderr(self) -> str:
         """The tail of what the replicator logged."""

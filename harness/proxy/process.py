@@ -8,17 +8,15 @@ sends SIGTERM (SIGKILL after a timeout) and reaps the process.
 from __future__ import annotations
 
 import json
-import os
-import selectors
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
 from harness.errors import HarnessError
+from harness.helper_process import harness_env, read_ready_line
 from harness.proxy.client import ProxyControl
 
 READY_TIMEOUT_S = 10.0
@@ -72,13 +70,15 @@ class ProxyProcess:
             self._log = self.log_path.open("ab")
         else:
             self._log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop)
-        root = str(Path(__file__).resolve().parents[2])  # so that -m finds this harness
-        path = [root, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
         self.process = subprocess.Popen(
-            self.argv, stdout=subprocess.PIPE, stderr=self._log, stdin=subprocess.DEVNULL, env=env
+            self.argv,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            stdin=subprocess.DEVNULL,
+            env=harness_env(),
         )
-        line = self._read_line(timeout_s)
+        assert self.process is not None
+        line = read_ready_line(self.process, timeout_s)
         try:
             ready: Any = json.loads(line)
             self.url = str(ready["control"])
@@ -89,23 +89,6 @@ class ProxyProcess:
                 f"stdout {line!r}; stderr: {self._stderr()}"
             ) from None
         return self.url
-
-    def _read_line(self, timeout_s: float) -> bytes:
-        assert self.process is not None and self.process.stdout is not None
-        stdout = self.process.stdout
-        deadline = time.monotonic() + timeout_s
-        data = b""
-        with selectors.DefaultSelector() as selector:
-            selector.register(stdout, selectors.EVENT_READ)
-            while b"\n" not in data:
-                left = deadline - time.monotonic()
-                if left <= 0 or not selector.select(left):
-                    break
-                chunk = os.read(stdout.fileno(), 4096)
-                if not chunk:
-                    break
-                data += chunk
-        return data.split(b"\n", 1)[0]
 
     def _stderr(self) -> str:
         if self._log is None:

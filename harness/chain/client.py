@@ -9,8 +9,6 @@ to do.
 
 from __future__ import annotations
 
-import http.client
-import json
 import time
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -18,6 +16,7 @@ from urllib.parse import quote, urlsplit
 from harness.chain.delays import Delay
 from harness.chain.status import NodeStatus, ReplicatorStatus
 from harness.errors import ConfigError, HarnessError
+from harness.helper_process import call_control_api
 
 TIMEOUT_S = 2.0
 
@@ -34,8 +33,6 @@ class ReplicatorClient:
         if parts.scheme != "http" or not parts.hostname or not parts.port:
             raise ConfigError("url", url, "use the replicator's control URL, http://HOST:PORT/")
         self.url = url
-        self._host = parts.hostname
-        self._port = parts.port
         self.timeout_s = timeout_s
 
     def status(self) -> ReplicatorStatus:
@@ -115,27 +112,11 @@ class ReplicatorClient:
             time.sleep(poll_s)
 
     def _call(self, method: str, path: str, payload: Any = None) -> tuple[int, Any]:
-        body = None if payload is None else json.dumps(payload).encode()
-        headers = {"Content-Type": "application/json"} if body is not None else {}
-        conn = http.client.HTTPConnection(self._host, self._port, timeout=self.timeout_s)
-        try:
-            conn.request(method, path, body, headers)
-            response = conn.getresponse()
-            raw = response.read()
-            status = response.status
-        except (OSError, http.client.HTTPException) as exc:
-            raise ReplicatorError(
-                f"chain replicator control {self.url} did not answer {method} {path}: {exc}; "
-                "is the replicator running (python -m harness.chain)?"
-            ) from exc
-        finally:
-            conn.close()
-        try:
-            return status, json.loads(raw) if raw else {}
-        except ValueError:
-            raise ReplicatorError(
-                f"chain replicator control {self.url} answered {status} with non-JSON {raw[:80]!r}"
-            ) from None
+        return call_control_api(
+            self.url, method, path, payload, self.timeout_s,
+            error=ReplicatorError, name="chain replicator control",
+            hint="; is the replicator running (python -m harness.chain)?",
+        )  # fmt: skip
 
     def _expect(self, status: int, doc: Any, what: str) -> None:
         if status != 200:

@@ -9,12 +9,11 @@ goes wrong raises `HarnessError` with the proxy's message.
 from __future__ import annotations
 
 import ast
-import http.client
-import json
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 from harness.errors import ConfigError, HarnessError
+from harness.helper_process import call_control_api
 
 TIMEOUT_S = 2.0
 
@@ -27,8 +26,6 @@ class ProxyControl:
         if parts.scheme != "http" or not parts.hostname or not parts.port:
             raise ConfigError("url", url, "use the proxy's control URL, http://HOST:PORT/")
         self.url = url
-        self._host = parts.hostname
-        self._port = parts.port
         self.timeout_s = timeout_s
 
     def add(self, rule: dict[str, Any]) -> str:
@@ -70,26 +67,10 @@ class ProxyControl:
         return status == 200
 
     def _call(self, method: str, path: str, payload: Any = None) -> tuple[int, Any]:
-        body = None if payload is None else json.dumps(payload).encode()
-        headers = {"Content-Type": "application/json"} if body is not None else {}
-        conn = http.client.HTTPConnection(self._host, self._port, timeout=self.timeout_s)
-        try:
-            conn.request(method, path, body, headers)
-            response = conn.getresponse()
-            raw = response.read()
-            status = response.status
-        except (OSError, http.client.HTTPException) as exc:
-            raise HarnessError(
-                f"fault proxy control {self.url} did not answer {method} {path}: {exc}"
-            ) from exc
-        finally:
-            conn.close()
-        try:
-            return status, json.loads(raw) if raw else {}
-        except ValueError:
-            raise HarnessError(
-                f"fault proxy control {self.url} answered {status} with non-JSON {raw[:80]!r}"
-            ) from None
+        return call_control_api(
+            self.url, method, path, payload, self.timeout_s,
+            error=HarnessError, name="fault proxy control",
+        )  # fmt: skip
 
     def _expect(self, status: int, doc: Any, wanted: int) -> None:
         if status != wanted:

@@ -20,6 +20,7 @@ from harness.faults import Fault, FaultRecord
 from harness.measure import FRONTEND, SLO, Phase, PhaseStats, Recovery, evaluate, phase_stats
 from harness.measure.checker import EXAMPLES, KINDS, Anomaly, CheckResult, check_metrics
 from harness.measure.head_lag import LagPoint, worst
+from harness.measure.host import longest_stall_ms
 from harness.measure.metrics import PHASES, Measured, derive
 from harness.measure.recorder import LoadPhase
 from harness.measure.recovery import recovery as measure_recovery
@@ -223,6 +224,9 @@ def judge_episode(
             replace(p, phase=mine[p.phase]) for p in seen.load.summary.phases if p.phase in mine
         )
     measured = derive(found, probes, load or None, max(known) if known else None, frontend)
+    for p in phases:
+        stall = longest_stall_ms(seen.host_stalls, p.start_ns, p.end_ns)
+        measured[f"host_stall_ms[{p.name}]"] = round(stall, 1)
     anomalies: tuple[Anomaly, ...] = ()
     if histories is not None:
         measured.update(check_metrics(histories, [(p.name, p.start_ns, p.end_ns) for p in phases]))

@@ -22,6 +22,7 @@ from harness.jsonrpc import RpcClient
 from harness.load.runner import LoadRun, accounts_needed
 from harness.load.workload import prepare_chain
 from harness.measure import Prober, ProbeSample, ServerTransition
+from harness.measure.host import HostStall, HostWatch
 from harness.measure.recorder import LoadSummary, RecentLoad, Recorder
 from harness.stack.model import Stack, StackState
 
@@ -88,6 +89,8 @@ class Observations:
     transitions: tuple[ServerTransition, ...]
     load: LoadInfo | None
     aborted: str | None
+    #: When the machine itself stalled (`harness.measure.host`).
+    host_stalls: tuple[HostStall, ...] = ()
 
 
 def _prepare(state: StackState, accounts: int) -> str:
@@ -133,6 +136,7 @@ class LiveRun:
         self.reason: str | None = None
         self.origin_ns = 0
         self.prober: Prober | None = None
+        self._host: HostWatch | None = None
         self._load: LoadRun | None = None
         self._exit = contextlib.ExitStack()
         self._done = threading.Event()
@@ -142,6 +146,7 @@ class LiveRun:
     def __enter__(self) -> LiveRun:
         state = self.stack.state()
         with self._exit:
+            self._host = self._exit.enter_context(HostWatch(self.run_dir / "host_stalls.jsonl"))
             if self.spec.load is not None:
                 contract = _prepare(state, accounts_needed(self.spec.load))
                 self._load = LoadRun(
@@ -182,7 +187,13 @@ class LiveRun:
                 summary=self.recorder.summary(end_ns),
             )
         self._observations = Observations(
-            self.origin_ns, end_ns, tuple(samples), tuple(transitions), load, self.reason
+            self.origin_ns,
+            end_ns,
+            tuple(samples),
+            tuple(transitions),
+            load,
+            self.reason,
+            self._host.stalls if self._host is not None else (),
         )
 
     @property
@@ -233,8 +244,9 @@ class LiveRun:
                 run.target_url, run.sample_count, 0.0, {}, str(run.samples_dir),
                 self.recorder.summary(now),
             )  # fmt: skip
+        stalls = self._host.so_far() if self._host is not None else ()
         return Observations(
-            self.origin_ns, now, tuple(samples), tuple(transitions), load, self.reason
+            self.origin_ns, now, tuple(samples), tuple(transitions), load, self.reason, stalls
         )
 
     def progress(self) -> Progress:

@@ -124,6 +124,26 @@ class RunResult:
             and all(e.passed for e in self.episodes)
         )
 
+    @property
+    def inconclusive(self) -> str | None:
+        """Why a failed run says nothing about the stack: every SLO it broke, the machine
+        itself explains (`harness.measure.host`), and nothing else failed. None otherwise."""
+        broken = [v for e in self.episodes for v in e.slos if not v.passed]
+        if self.passed or len(self.failures()) != len(broken):  # an abort, the steady state
+            return None
+        if any(v.inconclusive is None for v in broken):
+            return None
+        return "; ".join(f"{v.slo}: {v.inconclusive}" for v in broken)
+
+    def _broken_messages(self) -> list[str]:
+        several = len(self.episodes) > 1
+        return [
+            (f"episode {e.index + 1} ({e.spec.label}): " if several else "") + v.message
+            for e in self.episodes
+            for v in e.slos
+            if not v.passed
+        ]
+
     # -- a scenario runs one episode: its figures, without indexing --------------------
 
     @property
@@ -174,13 +194,8 @@ class RunResult:
 
     def failures(self) -> list[str]:
         """One sentence per thing that failed the run: broken SLOs, an abort, steady state."""
+        found = self._broken_messages()
         several = len(self.episodes) > 1
-        found = [
-            (f"episode {e.index + 1} ({e.spec.label}): " if several else "") + v.message
-            for e in self.episodes
-            for v in e.slos
-            if not v.passed
-        ]
         if self.aborted:
             found.append(f"run aborted: {self.aborted}")
         checks = [("before", self.steady_state_before), ("after", self.steady_state_after)]

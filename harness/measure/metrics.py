@@ -93,6 +93,13 @@ METRICS: dict[str, Metric] = {
         Metric("p99_ms", "ms", "lower", True, "99th percentile latency"),
         Metric("p999_ms", "ms", "lower", True, "99.9th percentile latency"),
         Metric("max_ms", "ms", "lower", True, "slowest request"),
+        Metric(
+            "host_stall_ms",
+            "ms",
+            "lower",
+            True,
+            "longest stall of the machine itself (CPU steal, every core busy)",
+        ),
         # With --prometheus (harness.monitor): alerts as SLOs, named in brackets.
         Metric("alert_fired_s", "s", "lower", False, "fault to the alert's firing notification"),
         Metric(

@@ -30,6 +30,7 @@ from pathlib import Path
 from harness.errors import ConfigError
 from harness.measure.metrics import (
     ALERT_METRICS,
+    LATENCY_METRICS,
     PER_METHOD_METRICS,
     PHASE_METRICS,
     PHASES,
@@ -216,6 +217,24 @@ class SLOResult:
     measured: float | None
     passed: bool
     message: str
+    #: Why a broken SLO says nothing about the stack (the host stalled), else None.
+    inconclusive: str | None = None
+
+
+def host_explains(slo: SLO, value: float, measured: Mapping[str, float | None]) -> str | None:
+    """Why a broken latency SLO is inconclusive: the machine itself stalled in its phase
+    for at least the excess (every request in flight then waited that long, whatever the
+    stack did); None when it did not."""
+    if slo.metric not in LATENCY_METRICS or slo.phase is None or slo.op != "<=":
+        return None
+    stall = measured.get(f"host_stall_ms[{slo.phase}]")
+    excess = value - slo.target
+    if not stall or stall < excess:
+        return None
+    return (
+        f"inconclusive: the host itself stalled {stall:.0f} ms in the {slo.phase} phase "
+        f"(CPU steal or every core busy), more than the {excess:.4g} ms excess"
+    )
 
 
 def evaluate(slos: tuple[SLO, ...], measured: Mapping[str, float | None]) -> list[SLOResult]:
@@ -235,9 +254,20 @@ def evaluate(slos: tuple[SLO, ...], measured: Mapping[str, float | None]) -> lis
                 rel = f" ({100 * excess / slo.target:.0f}% off)" if slo.target else ""
                 phase = f" in the {slo.phase} phase" if slo.phase else ""
                 message = f"{slo} broken{phase}: measured {value:.4g}, off by {excess:.4g}{rel}"
+        inconclusive = None if passed or value is None else host_explains(slo, value, measured)
+        if inconclusive:
+            message += f" ({inconclusive})"
         results.append(
             SLOResult(
-                str(slo), slo.metric, slo.phase, slo.method, slo.target, value, passed, message
+                str(slo),
+                slo.metric,
+                slo.phase,
+                slo.method,
+                slo.target,
+                value,
+                passed,
+                message,
+                inconclusive,
             )
         )
     return results

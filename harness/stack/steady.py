@@ -124,7 +124,12 @@ def check_steady_state(stack: Stack, spec: SteadyStateSpec | None = None) -> Ste
         detail = f"no new block within {wait_s:.1f}s on: {', '.join(stuck)}"
         checks.append(Check("heads advance", not stuck, detail if stuck else "all advancing"))
         spread = max(heads.values()) - min(heads.values())
-        detail = f"spread {spread} blocks (limit {spec.max_head_lag_blocks})"
+        lowest = min(heads, key=lambda n: heads[n])
+        highest = max(heads, key=lambda n: heads[n])
+        detail = (
+            f"spread {spread} blocks (limit {spec.max_head_lag_blocks}): {lowest} at"
+            f" {heads[lowest]}, {highest} at {heads[highest]}"
+        )
         checks.append(Check("heads agree", spread <= spec.max_head_lag_blocks, detail))
 
     memory = psutil.virtual_memory()

@@ -121,8 +121,11 @@ def test_steady_state_reports_a_frozen_head() -> None:
         with RpcClient(node.url) as client:
             client.call("evm_setIntervalMining", [0])
         result = check_steady_state(stack)
-        assert [c.name for c in result.failures] == ["heads advance"]
-        assert "node-1" in result.failures[0].detail
+        # A frozen head also falls behind: on a slow host the check lasts long enough for
+        # "heads agree" to fail too. Both must name the frozen node.
+        names = [c.name for c in result.failures]
+        assert names[0] == "heads advance" and set(names) <= {"heads advance", "heads agree"}
+        assert all("node-1" in c.detail for c in result.failures)
 
 
 def test_a_taken_frontend_port_is_refused_and_nothing_is_left_running() -> None:

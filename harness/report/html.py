@@ -165,6 +165,14 @@ def _nodes(doc: Doc) -> list[Doc]:
     return [c for c in doc["stack"]["components"] if c["role"] in ("primary", "backup")]
 
 
+def _chain_words(stack: Doc) -> str:
+    """How the nodes' chains relate, in a few words (documents before one chain: a chain
+    per node)."""
+    if stack.get("chain") == "one":
+        return "one chain (a hidden chain source, replayed into every node)"
+    return "a chain per node"
+
+
 def _stack_line(doc: Doc) -> str:
     stack, spec = doc["stack"], doc["spec"]["stack"]
     nodes = _nodes(doc)
@@ -176,6 +184,7 @@ def _stack_line(doc: Doc) -> str:
         extras.append("fault proxy in front of each node")
     if spec.get("toxiproxy"):
         extras.append("Toxiproxy in front of each node")
+    extras.append(_chain_words(stack))
     return (
         f"{len(nodes)} x {'/'.join(kinds)} behind HAProxy ({stack['backend']} backend, "
         f"block time {stack['block_time_s']:g} s), {template}; health check every "

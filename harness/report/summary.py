@@ -124,6 +124,10 @@ def clients_line(doc: Doc) -> str | None:
     return f"what clients saw: {'; '.join(found)}; {against}"
 
 
+def _chains(stack: Doc) -> str:
+    return "one chain" if stack.get("chain") == "one" else "a chain per node"
+
+
 def summarize(doc: Doc) -> str:
     """The summary text of a run's document."""
     stack = doc["stack"]
@@ -140,7 +144,8 @@ def summarize(doc: Doc) -> str:
         f"{verdict_word(doc)}  {what} under {under}  "
         f"run {doc['run_id']} ({doc['duration_s']:.1f}s)",
         f"stack: {len(nodes)} x {nodes[0]['kind']} behind HAProxy (check inter {hc['inter_ms']} ms,"
-        f" fall {hc['fall']}, rise {hc['rise']}), ready in {doc['stack_ready_s']:.2f}s",
+        f" fall {hc['fall']}, rise {hc['rise']}), {_chains(doc['stack'])},"
+        f" ready in {doc['stack_ready_s']:.2f}s",
     ]
     if doc["aborted"]:
         lines.append(f"ABORTED: {doc['aborted']}")

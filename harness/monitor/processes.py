@@ -45,6 +45,16 @@ class MonitorProfile:
     group_interval_s: float = 1.0
     probe_timeout_s: float = 0.9
 
+    @property
+    def pipeline_s(self) -> float:
+        """The longest an alert takes from its condition holding (and its ``for:`` passed)
+        to its notification: a scrape, an evaluation, Alertmanager's group wait/interval."""
+        return (
+            self.scrape_interval_s
+            + self.evaluation_interval_s
+            + max(self.group_wait_s, self.group_interval_s)
+        )
+
 
 @dataclass(frozen=True)
 class MonitorLayout:
@@ -63,6 +73,12 @@ class MonitorLayout:
 
     def url(self, name: str) -> str:
         return f"http://{self.address(name)}/"
+
+
+def rule_files(paths: tuple[str, ...]) -> tuple[Path, ...]:
+    """The rule files a stack's Prometheus loads: ``paths`` (StackSpec.alert_rules), or
+    fixtures/alerts.yml when none are given."""
+    return tuple(Path(p).resolve() for p in paths) or (ALERT_RULES,)
 
 
 def _render(template: str, **values: object) -> str:

@@ -240,6 +240,7 @@ def judge_episode(
                 end,
                 alerts.faults,
                 alerts.timing,
+                alerts.states,
             )
         )
     return EpisodeResult(

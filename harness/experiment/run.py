@@ -42,6 +42,7 @@ from harness.measure.head_lag import frontend_lags, node_lags, per_window
 from harness.measure.metrics import ALERT_METRICS, HISTORY_METRICS
 from harness.monitor.alerts import AlertEvidence, AlertTiming
 from harness.monitor.processes import MonitorProfile, rule_files
+from harness.monitor.query import AlertState, alert_states
 from harness.monitor.rules import alert_delays_s, require_alert
 from harness.monitor.webhook import read_notifications
 from harness.report import RunDir, write_reports
@@ -118,7 +119,7 @@ def run(
         state = stack.state()
         chain_log = keep_chain_log(state, run_dir.path)  # a teardown may remove the stack's
         events = tuple(e for e in stack.events if e.t_ns >= live.origin_ns)
-        alerts = _alert_evidence(spec, state, windows)  # before the teardown removes its file
+        alerts = _alert_evidence(spec, state, windows, live.origin_ns)  # before the teardown
         ready_s = stack.ready_s or 0.0
         reaped += stack.reaped
 
@@ -204,12 +205,19 @@ def _judge(
 
 
 def _alert_evidence(
-    spec: ExperimentSpec, state: StackState, windows: list[EpisodeWindow]
+    spec: ExperimentSpec, state: StackState, windows: list[EpisodeWindow], since_ns: int
 ) -> AlertEvidence | None:
     """What the stack's alert webhook was notified of, with every fault of the run that may
-    explain it (None: the stack has no monitoring)."""
+    explain it, and what Prometheus had pending or firing since ``since_ns`` (None: the
+    stack has no monitoring)."""
     if state.alert_notifications is None:
         return None
+    states: tuple[AlertState, ...] = ()
+    if state.prometheus_url is not None:
+        try:
+            states = alert_states(state.prometheus_url, since_ns)
+        except HarnessError as exc:  # the webhook's record still judges the alert SLOs
+            log.warning("pending alerts not read back: %s", exc)
     timing = AlertTiming(
         alert_delays_s(rule_files(spec.stack.alert_rules)), MonitorProfile().pipeline_s
     )
@@ -217,6 +225,7 @@ def _alert_evidence(
         read_notifications(Path(state.alert_notifications)),
         tuple(fault_window(w, state) for w in windows),
         timing,
+        states,
     )
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from harness.monitor.query import AlertState
 from harness.monitor.webhook import Notification
 
 # Fault kinds by what they do to a node, as the alerts see it.
@@ -137,11 +138,12 @@ def false_firings(
 @dataclass(frozen=True)
 class AlertEvidence:
     """What a run's alerts are judged on: the webhook's notifications, the run's faults,
-    and each alert's timing."""
+    each alert's timing, and the pending and firing spells Prometheus evaluated."""
 
     notifications: tuple[Notification, ...]
     faults: tuple[FaultWindow, ...]
     timing: AlertTiming
+    states: tuple[AlertState, ...] = ()
 
 
 def alert_figures(
@@ -151,13 +153,23 @@ def alert_figures(
     end_ns: int,
     faults: Sequence[FaultWindow] = (),
     timing: AlertTiming = AlertTiming({}, 0.0),
+    states: Sequence[AlertState] = (),
 ) -> dict[str, float | None]:
     """``alert_fired_s[Name]``, ``alert_resolved_s[Name]`` and ``false_alerts`` of one
     episode: for each alert, its first firing in [fault_ns, end_ns) and when that firing
     resolved (None: not before the end); ``false_alerts``, the firings begun in
-    [baseline_start_ns, end_ns) that no fault of the run (``faults``) explains. Times in s
-    from ``fault_ns``."""
+    [baseline_start_ns, end_ns) that no fault of the run (``faults``) explains; and from
+    Prometheus's own ``states``, ``alert_pending_s[Name]``: its first pending spell begun in
+    [baseline_start_ns, end_ns) (negative: in the baseline, before any fault); and for each
+    alert there, ``alert_expected_s[Name]``: its rule's ``for:`` (and group interval) plus
+    the pipeline, what its firing is compared with.
+    Times in s from ``fault_ns``."""
     measured: dict[str, float | None] = {}
+    for a in states:
+        pending = f"alert_pending_s[{a.alertname}]"
+        mine_now = baseline_start_ns <= a.first_ns < end_ns
+        if a.state == "pending" and mine_now and pending not in measured:
+            measured[pending] = (a.first_ns - fault_ns) / 1e9
     mine = [f for f in firings(notifications) if baseline_start_ns <= f.fired_ns < end_ns]
     for f in mine:
         fired = f"alert_fired_s[{f.alertname}]"
@@ -168,5 +180,8 @@ def alert_figures(
         measured[f"alert_resolved_s[{f.alertname}]"] = (
             None if resolved is None else (resolved - fault_ns) / 1e9
         )
+    for key in [k for k in measured if k.startswith(("alert_fired_s[", "alert_pending_s["))]:
+        name = key[key.index("[") + 1 : -1]
+        measured[f"alert_expected_s[{name}]"] = timing.slack_ns(name) / 1e9
     measured["false_alerts"] = float(len(false_firings(mine, faults, timing)))
     return measured

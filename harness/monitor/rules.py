@@ -86,7 +86,7 @@ def require_alert(name: str, paths: Path | Sequence[Path] = SHIPPED_RULES) -> No
 
 
 @dataclass(frozen=True)
-class Tuning:
+class RuleTuning:
     """What to change in one alert rule: the number its expression compares against (the
     last ``< N`` or ``> N``) and its ``for:`` (s); None keeps the rule's own."""
 
@@ -97,7 +97,7 @@ class Tuning:
 _COMPARISON = re.compile(r"([<>]=?)\s*(\d+(?:\.\d+)?(?:e-?\d+)?)")
 
 
-def tune_rules(source: Path, out: Path, tunings: Mapping[str, Tuning]) -> Path:
+def tune_rules(source: Path, out: Path, tunings: Mapping[str, RuleTuning]) -> Path:
     """Write to ``out`` the rules of ``source`` with each named alert's threshold and
     ``for:`` set as ``tunings`` says (comments are not kept); `ConfigError` for an alert
     not in ``source`` or a rule with no comparison to set. Check the result with promtool."""

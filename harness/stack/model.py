@@ -175,6 +175,12 @@ class StackSpec:
                 )
             if not isinstance(blocks, int) or not 0 <= blocks <= 10_000:
                 raise ConfigError("node_lag_blocks", blocks, "choose 0 to 10000 blocks")
+        if self.alert_rules and not self.prometheus:
+            raise ConfigError(
+                "alert_rules",
+                self.alert_rules[0],
+                "rules are loaded by monitoring: add --prometheus",
+            )
         for rules in self.alert_rules:
             if not Path(rules).is_file():
                 raise ConfigError("alert_rules", rules, "no such rule file; give a readable path")

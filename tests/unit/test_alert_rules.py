@@ -13,7 +13,7 @@ from harness.monitor.rules import (
     ALERT_RULES,
     ALERT_TESTS,
     ROADMAP_RULES,
-    Tuning,
+    RuleTuning,
     alert_delays_s,
     alert_names,
     require_alert,
@@ -64,7 +64,10 @@ def test_a_tuned_rule_keeps_its_expression_with_the_threshold_and_for_asked(
     out = tune_rules(
         ALERT_RULES,
         tmp_path / "alerts.yml",
-        {"HighMemoryUsage": Tuning(threshold=0.85, for_s=12), "LowDiskSpace": Tuning(for_s=8)},
+        {
+            "HighMemoryUsage": RuleTuning(threshold=0.85, for_s=12),
+            "LowDiskSpace": RuleTuning(for_s=8),
+        },
     )
     assert "SUCCESS" in check_rules(out)
     assert alert_delays_s([out])["HighMemoryUsage"] == 12
@@ -77,7 +80,7 @@ def test_a_tuned_rule_keeps_its_expression_with_the_threshold_and_for_asked(
 
 def test_tuning_an_alert_not_in_the_rules_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"HighMemory.*the rules are"):
-        tune_rules(ALERT_RULES, tmp_path / "a.yml", {"HighMemory": Tuning(for_s=1)})
+        tune_rules(ALERT_RULES, tmp_path / "a.yml", {"HighMemory": RuleTuning(for_s=1)})
 
 
 def test_a_failing_rule_unit_test_is_a_config_error_with_promtools_words(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import pytest
 from harness.errors import ConfigError
 from harness.measure import SLO
 from harness.monitor.alerts import AlertTiming, FaultWindow, alert_figures, explains, firings
+from harness.monitor.query import AlertState, spells
 from harness.monitor.webhook import Notification
 
 S = 1_000_000_000
@@ -129,3 +130,32 @@ def test_each_firing_spell_of_an_alert_is_one_firing() -> None:
     ]
     got = firings(seen)
     assert [(f.fired_ns // S, f.resolved_ns) for f in got] == [(1, 2 * S), (3, None), (3, None)]
+
+
+def test_prometheus_alerts_series_become_spells_on_the_monotonic_clock() -> None:
+    series = [
+        {
+            "metric": {"__name__": "ALERTS", "alertname": "NodeHeadLagging",
+                       "alertstate": "pending", "node": "node-0"},
+            "values": [[100.0, "1"], [101.0, "1"], [102.0, "1"], [110.0, "1"]],
+        }
+    ]  # fmt: skip
+    got = spells(series, step_s=1.0, offset_ns=90 * S)
+    assert [(a.first_ns // S, a.last_ns // S) for a in got] == [(10, 12), (20, 20)]
+    assert got[0].labels == (("node", "node-0"),) and got[0].state == "pending"
+
+
+def test_a_rule_pending_after_the_fault_gives_its_pending_time() -> None:
+    states = [
+        AlertState("NodeHeadLagging", "pending", (("node", "node-0"),), 14 * S, 18 * S),
+        AlertState("NodeHeadLagging", "firing", (("node", "node-0"),), 19 * S, 25 * S),
+        AlertState("ServiceDown", "pending", (), 5 * S, 6 * S),  # in the baseline
+        AlertState("HighMemoryUsage", "pending", (), 31 * S, 32 * S),  # the next episode's
+    ]
+    got = alert_figures([], 0, 10 * S, 30 * S, [_stop()], TIMING, states)
+    assert got["alert_pending_s[NodeHeadLagging]"] == pytest.approx(4.0)
+    assert got["alert_pending_s[ServiceDown]"] == pytest.approx(-5.0)
+    assert "alert_pending_s[HighMemoryUsage]" not in got
+    # Each alert there is given its rule's bound: for: + pipeline.
+    assert got["alert_expected_s[NodeHeadLagging]"] == pytest.approx(3.0)
+    assert got["alert_expected_s[ServiceDown]"] == pytest.approx(63.0)

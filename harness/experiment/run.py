@@ -41,7 +41,7 @@ from harness.measure.budget import budget_use
 from harness.measure.head_lag import frontend_lags, node_lags, per_window
 from harness.measure.metrics import ALERT_METRICS, HISTORY_METRICS
 from harness.monitor.alerts import AlertEvidence, AlertTiming
-from harness.monitor.processes import MonitorProfile, rule_files
+from harness.monitor.processes import MonitorProfile, check_configs, rule_files
 from harness.monitor.query import AlertState, alert_states
 from harness.monitor.rules import alert_delays_s, require_alert
 from harness.monitor.webhook import read_notifications
@@ -237,16 +237,20 @@ def _faults(spec: ExperimentSpec, stack: Stack) -> list[Fault]:
 def preflight(spec: ExperimentSpec) -> None:
     """What can be checked before a stack starts, checked: each fault's parameters, whether
     this host can run it, and whether the stack as specified gives it what it needs (a
-    proxy, namespaces, monitoring for alert SLOs). Raises what the run would otherwise
-    raise after its baseline."""
+    proxy, namespaces, monitoring for alert SLOs, monitoring configs that render and rule
+    files promtool accepts, with the alerts the SLOs name). Raises what the run would
+    otherwise raise after its baseline."""
     alerting = [s for s in spec.slos if s.metric in ALERT_SLO_METRICS]
     if alerting and not spec.stack.prometheus:
         raise ConfigError(
             "slo", str(alerting[0]), "alerts are measured only with monitoring: add --prometheus"
         )
-    for slo in alerting:
-        if slo.metric != "false_alerts" and slo.phase is not None:
-            require_alert(slo.phase, rule_files(spec.stack.alert_rules))
+    if spec.stack.prometheus:
+        rules = rule_files(spec.stack.alert_rules)
+        check_configs(rules)  # templates render, promtool accepts: before anything starts
+        for slo in alerting:
+            if slo.metric != "false_alerts" and slo.phase is not None:
+                require_alert(slo.phase, rules)
     planned = plan_stack(spec.stack)
     methods = methods_sent(load_profile(spec.load.profile)) if spec.load is not None else None
     for fault in _faults(spec, planned):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from pathlib import Path
 import jinja2
 
 from harness.errors import ConfigError, StackError
-from harness.monitor.promtool import binary, check_config
+from harness.monitor.promtool import binary, check_config, check_rules
 from harness.monitor.rules import ALERT_RULES, FIXTURES
 
 PROMETHEUS = "prometheus"
@@ -127,6 +128,25 @@ def render_configs(layout: MonitorLayout, directory: Path) -> None:
         _render("blackbox.yml.j2", timeout_s=_seconds(p.probe_timeout_s))
     )
     check_config(directory / "prometheus.yml")
+
+
+def check_configs(rule_files: tuple[Path, ...]) -> None:
+    """Render every monitoring config for a stand-in layout and check Prometheus's (and
+    ``rule_files``) with promtool, before a stack or a run directory exists: `ConfigError`
+    for a template that does not render or a config or rule file promtool rejects."""
+    for path in rule_files:  # first on its own, so the error names the user's file
+        check_rules(path)
+    ports = {name: 9 for name in COMPONENTS}  # discard: nothing listens, nothing is sent
+    layout = MonitorLayout(
+        host="127.0.0.1",
+        ports=ports,
+        haproxy_metrics="127.0.0.1:9",
+        nodes=(("node-0", "http://127.0.0.1:9/"),),
+        frontend_url="http://127.0.0.1:9/",
+        rule_files=rule_files,
+    )
+    with tempfile.TemporaryDirectory(prefix="harness-monitor-") as directory:
+        render_configs(layout, Path(directory))
 
 
 def commands(layout: MonitorLayout, directory: Path) -> dict[str, list[str]]:

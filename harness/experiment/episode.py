@@ -26,6 +26,7 @@ from harness.measure.recorder import LoadPhase
 from harness.measure.recovery import recovery as measure_recovery
 from harness.measure.slo import SLOResult
 from harness.monitor.alerts import AlertEvidence, FaultWindow, alert_figures
+from harness.monitor.processes import expected_targets, wait_scraped
 from harness.stack.model import StackState
 from harness.stack.steady import (
     SteadyState,
@@ -113,6 +114,7 @@ def run_episode(
     recorder.begin_phase(phase_label(index, "baseline"), start_ns)
     live.mark(index, "baseline", spec.label)
     live.sleep(spec.baseline_s)
+    _wait_for_monitoring(live.stack.state())
     recorder.begin_phase(phase_label(index, "fault"), time.monotonic_ns())
     live.mark(index, "fault", spec.label)
     with fault:
@@ -145,6 +147,27 @@ def run_episode(
         index, spec, record, phases, tuple(faulted), live.reason, after, waited_s,
         in_sync=live.stack.state().chain == "one",
     )  # fmt: skip
+
+
+#: How long a fault waits for the stack's Prometheus to have scraped every target once.
+MONITORING_TIMEOUT_S = 20.0
+
+
+def _wait_for_monitoring(state: StackState) -> None:
+    """With --prometheus, no fault before Prometheus has seen every target once (its first
+    scrapes come ~5 s after it starts): the baseline goes on until then. A no-op after."""
+    if state.prometheus_url is None:
+        return
+    expected = expected_targets(len(state.nodes), state.haproxy_metrics_url is not None)
+    took_s = wait_scraped(state.prometheus_url, expected, MONITORING_TIMEOUT_S)
+    if took_s is None:
+        log.warning(
+            "Prometheus had not scraped its %d targets after %.0f s: alerts may come late",
+            expected,
+            MONITORING_TIMEOUT_S,
+        )
+    elif took_s > 0.1:
+        log.info("the baseline waited %.2f s for Prometheus's first scrapes", took_s)
 
 
 def _wait_for_recovery(live: LiveRun, fault_ns: int, faulted: list[str], timeout_s: float) -> None:

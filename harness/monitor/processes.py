@@ -231,8 +231,9 @@ HEALTH_PATHS = {
 
 def wait_ready(layout: MonitorLayout, deadline: float, died: Callable[[str], str | None]) -> None:
     """Until every monitoring process answers (Prometheus and Alertmanager on /-/ready,
-    the exporters on /metrics) and Prometheus has scraped every target once; `StackError`
-    naming the one that did not, or that died (``died(name)`` says how, or None)."""
+    the exporters on /metrics); `StackError` naming the one that did not, or that died
+    (``died(name)`` says how, or None). Prometheus has not scraped anything yet: see
+    `wait_scraped`, which a run calls before its first fault."""
     checks = {name: layout.url(name) + path for name, path in HEALTH_PATHS.items()}
     waiting = dict(checks)
     while waiting and time.monotonic() < deadline:
@@ -246,21 +247,30 @@ def wait_ready(layout: MonitorLayout, deadline: float, died: Callable[[str], str
             time.sleep(0.01)
     if waiting:
         raise StackError(f"monitoring not ready: {', '.join(waiting)} did not answer")
-    # A probe per node and one through the frontend; node, heads and blackbox; HAProxy.
-    expected = len(layout.nodes) + 4 + (1 if layout.haproxy_metrics else 0)
-    scraped = 0
-    while time.monotonic() < deadline:
-        scraped = _scraped_targets(layout.url(PROMETHEUS))
-        if scraped >= expected:
-            return
-        time.sleep(0.02)
-    raise StackError(f"Prometheus scraped {scraped} of its {expected} targets before the deadline")
+
+
+def expected_targets(nodes: int, haproxy_scraped: bool) -> int:
+    """How many targets the stack's Prometheus scrapes: a probe per node and one through
+    the frontend; the node, heads and blackbox exporters; HAProxy when it serves metrics."""
+    return nodes + 4 + (1 if haproxy_scraped else 0)
+
+
+def wait_scraped(prometheus_url: str, expected: int, timeout_s: float) -> float | None:
+    """Until Prometheus has scraped each of its ``expected`` targets once: how long that
+    took (s), or None if it had not within ``timeout_s``. Prometheus 2.42 hands new targets
+    to its scrapers in 5 s batches (its discovery manager's fixed update interval, no flag
+    to change it): until then no rule sees a sample. A stack is ready without it; a run
+    waits here before its first fault, so its baseline absorbs the wait."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        if _scraped_targets(prometheus_url) >= expected:
+            return time.monotonic() - started
+        time.sleep(0.05)
+    return None
 
 
 def _scraped_targets(prometheus_url: str) -> int:
-    """How many of Prometheus's targets it has scraped at least once. Prometheus 2.42 hands
-    new targets to its scrapers in 5 s batches (its discovery manager's fixed update
-    interval): until then no rule sees a sample, so the monitoring is not ready."""
+    """How many of Prometheus's targets it has scraped at least once."""
     try:
         with urllib.request.urlopen(prometheus_url + "api/v1/targets", timeout=0.5) as answer:
             doc = json.load(answer)

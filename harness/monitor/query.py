@@ -69,9 +69,13 @@ def _spell(
     )
 
 
-def alert_states(prometheus_url: str, since_ns: int, step_s: float = 1.0) -> tuple[AlertState, ...]:
-    """Every pending and firing spell Prometheus evaluated since ``since_ns`` (monotonic);
-    `StackError` with Prometheus's words if it does not answer."""
+def alert_states(
+    prometheus_url: str, since_ns: int, step_s: float = 0.25
+) -> tuple[AlertState, ...]:
+    """Every pending and firing spell Prometheus evaluated since ``since_ns`` (monotonic),
+    each start at most ``step_s`` after the evaluation that began it (a range query's
+    points fall on its step grid: 0.2 s after the rule's activeAt against a bare
+    Prometheus); `StackError` with Prometheus's words if it does not answer."""
     offset_ns = time.time_ns() - time.monotonic_ns()
     now_s = time.time()
     start_s = (since_ns + offset_ns) / 1e9

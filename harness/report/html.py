@@ -447,9 +447,10 @@ def _alerts(doc: Doc) -> str:
     return (
         "<h2 id='alerts'>Alerts</h2>"
         + _table(head, rows, numeric=[2, 3, 4, 5, 6, 7], cell_class=cells)
-        + "<p class='muted'>Times from the fault's effective time. Condition held: "
-        "Prometheus's ALERTS went pending (to 0.25 s). Fired, resolved: the notification "
-        "reached the harness's webhook through Alertmanager. Held to fired must be at most "
+        + "<p class='muted'>Times from the fault's effective time. Condition held: the first "
+        "pending sample of Prometheus's ALERTS series (to 0.25 s). Fired, resolved: the "
+        "notification reached the harness's webhook through Alertmanager. Held to fired "
+        "must be at most "
         "the rule's <code>for:</code> (and its group's interval) plus a scrape, an "
         "evaluation and Alertmanager's group interval; fired minus held is the time the "
         "condition took to hold after the fault (detection, blocks to fall behind, a head "

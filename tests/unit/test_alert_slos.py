@@ -159,3 +159,13 @@ def test_a_rule_pending_after_the_fault_gives_its_pending_time() -> None:
     # Each alert there is given its rule's bound: for: + pipeline.
     assert got["alert_expected_s[NodeHeadLagging]"] == pytest.approx(3.0)
     assert got["alert_expected_s[ServiceDown]"] == pytest.approx(63.0)
+
+
+def test_every_fault_kind_says_which_alerts_it_explains_and_they_are_real_alerts() -> None:
+    from harness.faults.registry import FAULTS
+    from harness.monitor.alerts import EXPLAINS
+    from harness.monitor.rules import alert_names
+
+    assert set(FAULTS) <= set(EXPLAINS)
+    assert {k.split("@")[0] for k in EXPLAINS} <= set(FAULTS)
+    assert {a for alerts in EXPLAINS.values() for a in alerts} <= set(alert_names())

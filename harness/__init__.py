@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from harness.load import LoadSpec
     from harness.measure import SLO, Safeguard
     from harness.measure.budget import ErrorBudget
+    from harness.monitor.processes import MonitorProfile
+    from harness.monitor.rules import ALERT_RULES, ROADMAP_RULES, RuleTuning, tune_rules
     from harness.plugin import ChaosRun, with_policy
     from harness.stack import (
         HealthCheck,
@@ -56,6 +58,11 @@ if TYPE_CHECKING:
 
 
 _EXPORTS: dict[str, tuple[str, str]] = {
+    "ALERT_RULES": ("harness.monitor.rules", "ALERT_RULES"),
+    "MonitorProfile": ("harness.monitor.processes", "MonitorProfile"),
+    "ROADMAP_RULES": ("harness.monitor.rules", "ROADMAP_RULES"),
+    "RuleTuning": ("harness.monitor.rules", "RuleTuning"),
+    "tune_rules": ("harness.monitor.rules", "tune_rules"),
     "Bandwidth": ("harness.faults", "Bandwidth"),
     "ChaosRun": ("harness.plugin", "ChaosRun"),
     "ConfigError": ("harness.errors", "ConfigError"),
@@ -116,6 +123,8 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "ALERT_RULES",
+    "ROADMAP_RULES",
     "SLO",
     "Bandwidth",
     "ChaosRun",
@@ -138,6 +147,7 @@ __all__ = [
     "LocalStack",
     "Loss",
     "MemoryPressure",
+    "MonitorProfile",
     "Outcome",
     "Partition",
     "Pause",
@@ -145,6 +155,7 @@ __all__ = [
     "RestartPolicy",
     "RpcClient",
     "RpcFailure",
+    "RuleTuning",
     "RunResult",
     "Safeguard",
     "Stack",
@@ -160,6 +171,7 @@ __all__ = [
     "check_steady_state",
     "make_fault",
     "run_experiment",
+    "tune_rules",
     "wait_for_steady_state",
     "with_policy",
 ]

@@ -46,9 +46,10 @@ from harness.measure.budget import ErrorBudget
 from harness.proxy.toxiproxy import URL_ENV, ToxiproxyDriver, toxiproxy_url_from_env
 from harness.report import RESULT_FILE, SUMMARY_FILE, read_document, summarize, write_html
 from harness.report.compare import compare, tolerances
+from harness.report.delivery import EXPORT_OPTIONS, check_destinations, deliver
 from harness.report.history import History
 from harness.report.junit import write_junit
-from harness.report.metrics import check_textfile_dir, exposition, write_textfile
+from harness.report.metrics import exposition, write_textfile
 from harness.report.pushgateway import check_reachable, push
 from harness.report.summary import verdict_word
 from harness.stack import daemon
@@ -107,55 +108,17 @@ def _click_option(o: StackOption) -> Callable[[F], F]:
 
 
 def export_options(fn: F) -> F:
-    """Where a run's figures go as Prometheus metrics: shared by `export`, `run` and
-    `gameday`."""
-    fn = click.option(
-        "--pushgateway",
-        "pushgateway_url",
-        metavar="URL",
-        help="Push the run's metrics to this Prometheus Pushgateway (job=harness, grouped "
-        "by the run's name), e.g. http://127.0.0.1:9091.",
-    )(fn)
-    return click.option(  # type: ignore[no-any-return]
-        "--textfile",
-        "textfile_dir",
-        type=click.Path(path_type=Path),
-        metavar="DIR",
-        help="Write the run's metrics to DIR/harness.prom (atomically) for node exporter's "
-        "textfile collector.",
-    )(fn)
-
-
-def _check_export(textfile_dir: Path | None, pushgateway_url: str | None) -> None:
-    """Bad export options fail now, before a stack starts: a missing directory, a malformed
-    URL, or no Pushgateway answering there."""
-    if textfile_dir is not None:
-        check_textfile_dir(textfile_dir)
-    if pushgateway_url is not None:
-        check_reachable(pushgateway_url)
-
-
-def _export(run_dir: Path, textfile_dir: Path | None, pushgateway_url: str | None) -> None:
-    """Deliver a finished run's metrics. The run's reports are already written: a failure
-    here (the Pushgateway gone since the run started) is one line saying how to send them
-    again, and exit 2, since what was asked for did not happen."""
-    if textfile_dir is None and pushgateway_url is None:
-        return
-    doc = read_document(run_dir / RESULT_FILE)
-    try:
-        if textfile_dir is not None:
-            write_textfile(doc, textfile_dir)
-        if pushgateway_url is not None:
-            push(doc, pushgateway_url)
-    except ConfigError as exc:
-        again = " ".join(
-            [f"harness export {run_dir}"]
-            + ([f"--textfile {textfile_dir}"] if textfile_dir is not None else [])
-            + ([f"--pushgateway {pushgateway_url}"] if pushgateway_url is not None else [])
-        )
-        raise ConfigError(
-            exc.field, exc.value, f"{exc.fix}; the run's reports are kept: `{again}` sends them"
-        ) from exc
+    """Where a run's figures go as Prometheus metrics (`EXPORT_OPTIONS`): shared by
+    `export`, `run` and `gameday`."""
+    for o in reversed(EXPORT_OPTIONS):
+        fn = click.option(
+            o.flag,
+            o.dest,
+            type=click.Path(path_type=Path) if o.is_path else str,
+            metavar=o.metavar,
+            help=o.help,
+        )(fn)
+    return fn
 
 
 def stack_options(fn: F) -> F:
@@ -495,12 +458,12 @@ def run_cmd(
     fault_class(fault_kind)  # an unknown type fails before the stack starts
     if junit_path is not None:
         _writable(junit_path, "--junit")
-    _check_export(textfile_dir, pushgateway_url)
+    check_destinations(textfile_dir, pushgateway_url)
     result = experiment.run(spec, reports_dir)
     if junit_path is not None:
         write_junit(read_document(Path(result.run_dir) / RESULT_FILE), junit_path)
     click.echo((Path(result.run_dir) / SUMMARY_FILE).read_text(), nl=False)
-    _export(Path(result.run_dir), textfile_dir, pushgateway_url)
+    deliver(Path(result.run_dir), textfile_dir, pushgateway_url)
     sys.exit(0 if result.passed else 1)
 
 
@@ -702,7 +665,7 @@ def gameday_cmd(
     deadline = window_deadline_s(spec.window, now, ignore_window)
     if junit_path is not None:
         _writable(junit_path, "--junit")
-    _check_export(textfile_dir, pushgateway_url)
+    check_destinations(textfile_dir, pushgateway_url)
     stop = StopRequest()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(
@@ -714,7 +677,7 @@ def gameday_cmd(
     if junit_path is not None:
         write_junit(read_document(Path(result.run_dir) / RESULT_FILE), junit_path)
     click.echo((Path(result.run_dir) / SUMMARY_FILE).read_text(), nl=False)
-    _export(Path(result.run_dir), textfile_dir, pushgateway_url)
+    deliver(Path(result.run_dir), textfile_dir, pushgateway_url)
     sys.exit(0 if result.passed else 1)
 
 

@@ -30,6 +30,7 @@ from harness.experiment import ExperimentSpec, RunResult
 from harness.experiment import run as run_experiment
 from harness.faults import Fault, FaultUnavailable, make_fault
 from harness.report import RESULT_FILE, read_document
+from harness.report.delivery import EXPORT_OPTIONS, check_destinations, deliver
 from harness.report.suite import SuiteEntry, write_suite
 from harness.stack.backends import open_stack
 from harness.stack.model import POLICY_NAMES, StackLifecycle, StackSpec
@@ -42,6 +43,10 @@ MARKERS = {
     "quick": "a scenario of the CI set: all of them together run in a few minutes",
     "soak": "a long scenario (minutes or more): for scheduled runs, not every merge",
 }
+
+
+class MetricsNotDeliveredWarning(UserWarning):
+    """A run's metrics could not be written or pushed (--textfile, --pushgateway)."""
 
 
 class HostStalledWarning(UserWarning):
@@ -79,6 +84,9 @@ class _Session:
     runs: list[SessionRun] = field(default_factory=list)
     outcomes: dict[str, str] = field(default_factory=dict)  # nodeid -> pytest's outcome
     names: Iterator[int] = field(default_factory=itertools.count)
+    # Where each run's metrics go besides its reports (--textfile, --pushgateway).
+    textfile_dir: Path | None = None
+    pushgateway_url: str | None = None
 
 
 _SESSION = pytest.StashKey[_Session]()
@@ -108,6 +116,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--reports-dir", default="reports", help="Where runs write reports. Default: reports."
     )
+    for e in EXPORT_OPTIONS:
+        group.addoption(
+            e.flag, dest=f"harness_{e.dest}", default=None, metavar=e.metavar, help=e.help
+        )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -143,7 +155,19 @@ def pytest_configure(config: pytest.Config) -> None:
         spec = _spec_from(config)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from exc
-    config.stash[_SESSION] = _Session(spec, Path(config.getoption("--reports-dir")))
+    textfile = config.getoption("harness_textfile_dir")
+    textfile_dir = Path(textfile) if textfile else None
+    pushgateway_url = config.getoption("harness_pushgateway_url")
+    try:  # before any stack starts: a run whose figures cannot be delivered is not begun
+        check_destinations(textfile_dir, pushgateway_url)
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from exc
+    config.stash[_SESSION] = _Session(
+        spec,
+        Path(config.getoption("--reports-dir")),
+        textfile_dir=textfile_dir,
+        pushgateway_url=pushgateway_url,
+    )
     # SIGTERM (a CI runner's timeout) must tear stacks down like Ctrl-C does.
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _interrupt)
@@ -325,6 +349,11 @@ def chaos_run(
                 stacklevel=1,
             )
             result = run_experiment(spec, reports_dir)
+        try:
+            deliver(Path(result.run_dir), session.textfile_dir, session.pushgateway_url)
+        except ConfigError as exc:  # the run and its reports stand; say how to resend
+            session.lines.append(f"metrics not delivered: {exc}")
+            warnings.warn(f"metrics not delivered: {exc}", MetricsNotDeliveredWarning, 1)
         scenario, policy = _scenario_and_policy(request.node)
         session.runs.append(SessionRun(request.node.nodeid, scenario, policy, result))
         for name, value in junit_properties(result):

@@ -25,8 +25,8 @@ from harness.measure.metrics import PHASES, Measured, derive
 from harness.measure.recorder import LoadPhase
 from harness.measure.recovery import recovery as measure_recovery
 from harness.measure.slo import SLOResult
-from harness.monitor.alerts import alert_figures
-from harness.monitor.webhook import Notification
+from harness.monitor.alerts import AlertEvidence, FaultWindow, alert_figures
+from harness.monitor.processes import expected_targets, wait_scraped
 from harness.stack.model import StackState
 from harness.stack.steady import (
     SteadyState,
@@ -114,6 +114,7 @@ def run_episode(
     recorder.begin_phase(phase_label(index, "baseline"), start_ns)
     live.mark(index, "baseline", spec.label)
     live.sleep(spec.baseline_s)
+    _wait_for_monitoring(live.stack.state())
     recorder.begin_phase(phase_label(index, "fault"), time.monotonic_ns())
     live.mark(index, "fault", spec.label)
     with fault:
@@ -146,6 +147,27 @@ def run_episode(
         index, spec, record, phases, tuple(faulted), live.reason, after, waited_s,
         in_sync=live.stack.state().chain == "one",
     )  # fmt: skip
+
+
+#: How long a fault waits for the stack's Prometheus to have scraped every target once.
+MONITORING_TIMEOUT_S = 20.0
+
+
+def _wait_for_monitoring(state: StackState) -> None:
+    """With --prometheus, no fault before Prometheus has seen every target once (its first
+    scrapes come ~5 s after it starts): the baseline goes on until then. A no-op after."""
+    if state.prometheus_url is None:
+        return
+    expected = expected_targets(len(state.nodes), state.haproxy_metrics_url is not None)
+    took_s = wait_scraped(state.prometheus_url, expected, MONITORING_TIMEOUT_S)
+    if took_s is None:
+        log.warning(
+            "Prometheus had not scraped its %d targets after %.0f s: alerts may come late",
+            expected,
+            MONITORING_TIMEOUT_S,
+        )
+    elif took_s > 0.1:
+        log.info("the baseline waited %.2f s for Prometheus's first scrapes", took_s)
 
 
 def _wait_for_recovery(live: LiveRun, fault_ns: int, faulted: list[str], timeout_s: float) -> None:
@@ -200,11 +222,12 @@ def judge_episode(
     frontend_lag: list[LagPoint],
     slos: tuple[SLO, ...],
     histories: CheckResult | None = None,
-    alerts: tuple[Notification, ...] | None = None,
+    alerts: AlertEvidence | None = None,
 ) -> EpisodeResult:
     """The episode's figures from what the instruments saw, and its SLO verdicts; with
     ``histories`` (the checker's, at the end of a run) its per-phase anomaly counts too;
-    with ``alerts`` (the alert webhook's notifications, --prometheus) its alert figures."""
+    with ``alerts`` (the alert webhook's notifications and the run's faults, --prometheus)
+    its alert figures."""
     phases = window.phases
     start, end = phases[0].start_ns, phases[-1].end_ns
     # Only this episode's own window: a later episode's failures are not its outage.
@@ -232,7 +255,17 @@ def judge_episode(
         measured.update(check_metrics(histories, [(p.name, p.start_ns, p.end_ns) for p in phases]))
         anomalies = _examples(histories, start, end)
     if alerts is not None:
-        measured.update(alert_figures(alerts, start, window.fault.effective_ns, end))
+        measured.update(
+            alert_figures(
+                alerts.notifications,
+                start,
+                window.fault.effective_ns,
+                end,
+                alerts.faults,
+                alerts.timing,
+                alerts.states,
+            )
+        )
     return EpisodeResult(
         index=window.index,
         spec=window.spec,
@@ -249,6 +282,21 @@ def judge_episode(
         steady_after=window.steady_after,
         steady_wait_s=window.steady_wait_s,
         anomalies=anomalies,
+    )
+
+
+def fault_window(window: EpisodeWindow, state: StackState) -> FaultWindow:
+    """The episode's fault as the alerts see it: what it hit (each target's name, URL and
+    data dir), from its request to the end of its episode."""
+    hit = [c for c in state.components if c.name in window.fault.targets]
+    subjects = {c.name for c in hit} | {c.url for c in hit}
+    subjects |= {c.data_dir for c in hit if c.data_dir is not None}
+    return FaultWindow(
+        kind=window.fault.kind,
+        role=hit[0].role if hit else "",
+        subjects=frozenset(subjects),
+        start_ns=window.fault.requested_ns or window.phases[0].end_ns,
+        end_ns=window.phases[-1].end_ns,
     )
 
 

@@ -23,7 +23,13 @@ from pathlib import Path
 from harness.cleanup import cleanup_leftovers
 from harness.errors import ConfigError, HarnessError
 from harness.experiment.command import episode_command
-from harness.experiment.episode import EpisodeResult, EpisodeWindow, judge_episode, run_episode
+from harness.experiment.episode import (
+    EpisodeResult,
+    EpisodeWindow,
+    fault_window,
+    judge_episode,
+    run_episode,
+)
 from harness.experiment.histories import ClientHistories, check_histories, keep_chain_log
 from harness.experiment.live import LiveRun, Observations, ProgressCallback, StopRequest
 from harness.experiment.result import RunResult, probe_windows
@@ -34,7 +40,11 @@ from harness.measure import FRONTEND
 from harness.measure.budget import budget_use
 from harness.measure.head_lag import frontend_lags, node_lags, per_window
 from harness.measure.metrics import ALERT_METRICS, HISTORY_METRICS
-from harness.monitor.webhook import Notification, read_notifications
+from harness.monitor.alerts import AlertEvidence, AlertTiming
+from harness.monitor.processes import MonitorProfile, check_configs, rule_files
+from harness.monitor.query import AlertState, alert_states
+from harness.monitor.rules import alert_delays_s, require_alert
+from harness.monitor.webhook import read_notifications
 from harness.report import RunDir, write_reports
 from harness.stack.backends import open_stack, plan_stack
 from harness.stack.haproxy import DEFAULT_TEMPLATE
@@ -109,7 +119,7 @@ def run(
         state = stack.state()
         chain_log = keep_chain_log(state, run_dir.path)  # a teardown may remove the stack's
         events = tuple(e for e in stack.events if e.t_ns >= live.origin_ns)
-        alerts = _notifications(state)  # before the teardown removes the webhook's file
+        alerts = _alert_evidence(spec, state, windows, live.origin_ns)  # before the teardown
         ready_s = stack.ready_s or 0.0
         reaped += stack.reaped
 
@@ -173,11 +183,12 @@ def _judge(
     nodes: list[str],
     spec: ExperimentSpec,
     histories: ClientHistories | None = None,
-    alerts: tuple[Notification, ...] | None = None,
+    alerts: AlertEvidence | None = None,
 ) -> tuple[EpisodeResult, ...]:
     """Each episode's figures and verdicts from what the instruments saw. Without
     ``histories`` (a provisional verdict while the run goes on) the SLOs on them, and on
-    alerts (``alerts``: the webhook's notifications), wait for the end of the run."""
+    alerts (``alerts``: the webhook's notifications and the run's faults), wait for the end
+    of the run."""
     between_nodes = node_lags(seen.samples, nodes)
     load_heads = seen.load.summary.heads if seen.load and spec.load_at == "frontend" else ()
     through_frontend = frontend_lags(seen.samples, nodes, load_heads)
@@ -193,11 +204,29 @@ def _judge(
     )
 
 
-def _notifications(state: StackState) -> tuple[Notification, ...] | None:
-    """What the stack's alert webhook was notified of (None: the stack has no monitoring)."""
+def _alert_evidence(
+    spec: ExperimentSpec, state: StackState, windows: list[EpisodeWindow], since_ns: int
+) -> AlertEvidence | None:
+    """What the stack's alert webhook was notified of, with every fault of the run that may
+    explain it, and what Prometheus had pending or firing since ``since_ns`` (None: the
+    stack has no monitoring)."""
     if state.alert_notifications is None:
         return None
-    return read_notifications(Path(state.alert_notifications))
+    states: tuple[AlertState, ...] = ()
+    if state.prometheus_url is not None:
+        try:
+            states = alert_states(state.prometheus_url, since_ns)
+        except HarnessError as exc:  # the webhook's record still judges the alert SLOs
+            log.warning("pending alerts not read back: %s", exc)
+    timing = AlertTiming(
+        alert_delays_s(rule_files(spec.stack.alert_rules)), MonitorProfile().pipeline_s
+    )
+    return AlertEvidence(
+        read_notifications(Path(state.alert_notifications)),
+        tuple(fault_window(w, state) for w in windows),
+        timing,
+        states,
+    )
 
 
 def _faults(spec: ExperimentSpec, stack: Stack) -> list[Fault]:
@@ -208,13 +237,20 @@ def _faults(spec: ExperimentSpec, stack: Stack) -> list[Fault]:
 def preflight(spec: ExperimentSpec) -> None:
     """What can be checked before a stack starts, checked: each fault's parameters, whether
     this host can run it, and whether the stack as specified gives it what it needs (a
-    proxy, namespaces, monitoring for alert SLOs). Raises what the run would otherwise
-    raise after its baseline."""
+    proxy, namespaces, monitoring for alert SLOs, monitoring configs that render and rule
+    files promtool accepts, with the alerts the SLOs name). Raises what the run would
+    otherwise raise after its baseline."""
     alerting = [s for s in spec.slos if s.metric in ALERT_SLO_METRICS]
     if alerting and not spec.stack.prometheus:
         raise ConfigError(
             "slo", str(alerting[0]), "alerts are measured only with monitoring: add --prometheus"
         )
+    if spec.stack.prometheus:
+        rules = rule_files(spec.stack.alert_rules)
+        check_configs(rules)  # templates render, promtool accepts: before anything starts
+        for slo in alerting:
+            if slo.metric != "false_alerts" and slo.phase is not None:
+                require_alert(slo.phase, rules)
     planned = plan_stack(spec.stack)
     methods = methods_sent(load_profile(spec.load.profile)) if spec.load is not None else None
     for fault in _faults(spec, planned):
@@ -234,4 +270,6 @@ def stack_fingerprint(spec: StackSpec) -> str:
     doc = spec.to_dict()
     for incidental in ("name", "frontend_port", "haproxy_template"):
         doc.pop(incidental, None)
+    if not doc.get("alert_rules"):  # runs from before alert_rules existed compare alike
+        doc.pop("alert_rules", None)
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]

@@ -102,6 +102,7 @@ METRICS: dict[str, Metric] = {
         ),
         # With --prometheus (harness.monitor): alerts as SLOs, named in brackets.
         Metric("alert_fired_s", "s", "lower", False, "fault to the alert's firing notification"),
+        Metric("alert_pending_s", "s", "lower", False, "fault to the rule's condition holding"),
         Metric(
             "alert_resolved_s", "s", "lower", False, "fault to the alert's resolved notification"
         ),
@@ -110,12 +111,12 @@ METRICS: dict[str, Metric] = {
             "alerts",
             "lower",
             False,
-            "alerts that fired with no fault to explain them (in the baseline)",
+            "alerts that fired with no fault of the run to explain them",
         ),
     )
 }
 #: Metrics that name an alert of the rules in brackets: ``alert_fired_s[ServiceDown]``.
-ALERT_METRICS = ("alert_fired_s", "alert_resolved_s")
+ALERT_METRICS = ("alert_fired_s", "alert_pending_s", "alert_resolved_s")
 RECOVERY_METRICS = tuple(
     name for name, m in METRICS.items() if not m.per_phase and name not in ALERT_METRICS
 )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from pathlib import Path
 import jinja2
 
 from harness.errors import ConfigError, StackError
-from harness.monitor.promtool import binary, check_config
+from harness.monitor.promtool import binary, check_config, check_rules
 from harness.monitor.rules import ALERT_RULES, FIXTURES
 
 PROMETHEUS = "prometheus"
@@ -45,6 +46,16 @@ class MonitorProfile:
     group_interval_s: float = 1.0
     probe_timeout_s: float = 0.9
 
+    @property
+    def pipeline_s(self) -> float:
+        """The longest an alert takes from its condition holding (and its ``for:`` passed)
+        to its notification: a scrape, an evaluation, Alertmanager's group wait/interval."""
+        return (
+            self.scrape_interval_s
+            + self.evaluation_interval_s
+            + max(self.group_wait_s, self.group_interval_s)
+        )
+
 
 @dataclass(frozen=True)
 class MonitorLayout:
@@ -63,6 +74,12 @@ class MonitorLayout:
 
     def url(self, name: str) -> str:
         return f"http://{self.address(name)}/"
+
+
+def rule_files(paths: tuple[str, ...]) -> tuple[Path, ...]:
+    """The rule files a stack's Prometheus loads: ``paths`` (StackSpec.alert_rules), or
+    fixtures/alerts.yml when none are given."""
+    return tuple(Path(p).resolve() for p in paths) or (ALERT_RULES,)
 
 
 def _render(template: str, **values: object) -> str:
@@ -111,6 +128,25 @@ def render_configs(layout: MonitorLayout, directory: Path) -> None:
         _render("blackbox.yml.j2", timeout_s=_seconds(p.probe_timeout_s))
     )
     check_config(directory / "prometheus.yml")
+
+
+def check_configs(rule_files: tuple[Path, ...]) -> None:
+    """Render every monitoring config for a stand-in layout and check Prometheus's (and
+    ``rule_files``) with promtool, before a stack or a run directory exists: `ConfigError`
+    for a template that does not render or a config or rule file promtool rejects."""
+    for path in rule_files:  # first on its own, so the error names the user's file
+        check_rules(path)
+    ports = {name: 9 for name in COMPONENTS}  # discard: nothing listens, nothing is sent
+    layout = MonitorLayout(
+        host="127.0.0.1",
+        ports=ports,
+        haproxy_metrics="127.0.0.1:9",
+        nodes=(("node-0", "http://127.0.0.1:9/"),),
+        frontend_url="http://127.0.0.1:9/",
+        rule_files=rule_files,
+    )
+    with tempfile.TemporaryDirectory(prefix="harness-monitor-") as directory:
+        render_configs(layout, Path(directory))
 
 
 def commands(layout: MonitorLayout, directory: Path) -> dict[str, list[str]]:
@@ -195,8 +231,9 @@ HEALTH_PATHS = {
 
 def wait_ready(layout: MonitorLayout, deadline: float, died: Callable[[str], str | None]) -> None:
     """Until every monitoring process answers (Prometheus and Alertmanager on /-/ready,
-    the exporters on /metrics) and Prometheus has scraped every target once; `StackError`
-    naming the one that did not, or that died (``died(name)`` says how, or None)."""
+    the exporters on /metrics); `StackError` naming the one that did not, or that died
+    (``died(name)`` says how, or None). Prometheus has not scraped anything yet: see
+    `wait_scraped`, which a run calls before its first fault."""
     checks = {name: layout.url(name) + path for name, path in HEALTH_PATHS.items()}
     waiting = dict(checks)
     while waiting and time.monotonic() < deadline:
@@ -210,21 +247,30 @@ def wait_ready(layout: MonitorLayout, deadline: float, died: Callable[[str], str
             time.sleep(0.01)
     if waiting:
         raise StackError(f"monitoring not ready: {', '.join(waiting)} did not answer")
-    # A probe per node and one through the frontend; node, heads and blackbox; HAProxy.
-    expected = len(layout.nodes) + 4 + (1 if layout.haproxy_metrics else 0)
-    scraped = 0
-    while time.monotonic() < deadline:
-        scraped = _scraped_targets(layout.url(PROMETHEUS))
-        if scraped >= expected:
-            return
-        time.sleep(0.02)
-    raise StackError(f"Prometheus scraped {scraped} of its {expected} targets before the deadline")
+
+
+def expected_targets(nodes: int, haproxy_scraped: bool) -> int:
+    """How many targets the stack's Prometheus scrapes: a probe per node and one through
+    the frontend; the node, heads and blackbox exporters; HAProxy when it serves metrics."""
+    return nodes + 4 + (1 if haproxy_scraped else 0)
+
+
+def wait_scraped(prometheus_url: str, expected: int, timeout_s: float) -> float | None:
+    """Until Prometheus has scraped each of its ``expected`` targets once: how long that
+    took (s), or None if it had not within ``timeout_s``. Prometheus 2.42 hands new targets
+    to its scrapers in 5 s batches (its discovery manager's fixed update interval, no flag
+    to change it): until then no rule sees a sample. A stack is ready without it; a run
+    waits here before its first fault, so its baseline absorbs the wait."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        if _scraped_targets(prometheus_url) >= expected:
+            return time.monotonic() - started
+        time.sleep(0.05)
+    return None
 
 
 def _scraped_targets(prometheus_url: str) -> int:
-    """How many of Prometheus's targets it has scraped at least once. Prometheus 2.42 hands
-    new targets to its scrapers in 5 s batches (its discovery manager's fixed update
-    interval): until then no rule sees a sample, so the monitoring is not ready."""
+    """How many of Prometheus's targets it has scraped at least once."""
     try:
         with urllib.request.urlopen(prometheus_url + "api/v1/targets", timeout=0.5) as answer:
             doc = json.load(answer)

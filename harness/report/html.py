@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.measure.metrics import HISTORY_METRICS, METRICS, PHASES
+from harness.report.alerts import alert_rows
 from harness.report.document import RESULT_FILE, Doc, read_document
 from harness.report.summary import verdict_word
 
@@ -413,6 +414,59 @@ def _recovery(doc: Doc) -> str:
     )
 
 
+#: The step of the ALERTS range query a pending time comes from (harness.monitor.query).
+STEP_S = 0.25
+
+
+def _alerts(doc: Doc) -> str:
+    """Each episode's alerts (--prometheus): when the rule's condition held, when the
+    webhook was told it fired and resolved, beside TTD and the rule's own bound."""
+    rows: list[list[object]] = []
+    cells: dict[tuple[int, int], str] = {}
+    for e in doc["episodes"]:
+        ttd = e["recovery"]["ttd_s"]
+        for a in alert_rows(e.get("measured") or {}):
+            took = a.held_to_fired_s
+            if took is not None and a.expected_s is not None:
+                cells[(len(rows), 6)] = "pass" if took <= a.expected_s + STEP_S else "fail"
+            rows.append(
+                [
+                    f"{e['index'] + 1}: {e['label']}",
+                    a.name,
+                    "-" if ttd is None else _secs(ttd),
+                    _secs(a.pending_s),
+                    "never" if a.fired_s is None else _secs(a.fired_s),
+                    "-" if a.fired_s is None else _secs(a.resolved_s),
+                    _secs(took),
+                    _secs(a.expected_s),
+                ]
+            )
+    if not rows:
+        return ""
+    head = [
+        "episode",
+        "alert",
+        "TTD",
+        "condition held",
+        "fired",
+        "resolved",
+        "held to fired",
+        "for: + intervals",
+    ]
+    return (
+        "<h2 id='alerts'>Alerts</h2>"
+        + _table(head, rows, numeric=[2, 3, 4, 5, 6, 7], cell_class=cells)
+        + "<p class='muted'>Times from the fault's effective time. Condition held: the first "
+        "pending sample of Prometheus's ALERTS series (to 0.25 s). Fired, resolved: the "
+        "notification reached the harness's webhook through Alertmanager. Held to fired "
+        "must be at most "
+        "the rule's <code>for:</code> (and its group's interval) plus a scrape, an "
+        "evaluation and Alertmanager's group interval; fired minus held is the time the "
+        "condition took to hold after the fault (detection, blocks to fall behind, a head "
+        "to age).</p>"
+    )
+
+
 def _clients(doc: Doc) -> str:
     """What clients saw: each anomaly kind's count per phase, and the first examples."""
     checked = doc.get("clients")  # absent from the documents of older runs
@@ -783,6 +837,7 @@ def render_html(doc: Doc) -> str:
             _header(doc),
             _verdicts(doc),
             _recovery(doc),
+            _alerts(doc),
             _clients(doc),
             _again(doc),
             _budget(doc),

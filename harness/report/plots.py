@@ -33,6 +33,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
+from harness.report.alerts import alert_rows
 from harness.report.document import Doc
 
 Array = npt.NDArray[np.float64]
@@ -48,6 +49,8 @@ FAULT_COLOR = "#d62728"
 OUTAGE_COLOR = "#9467bd"
 TTD_COLOR = "#ff7f0e"
 BACK_COLOR = "#2ca02c"
+ALERT_COLOR = "#e6550d"
+RESOLVED_COLOR = "#3182bd"
 NODE_COLORS = ("#1f77b4", "#8c564b", "#17becf", "#bcbd22", "#7f7f7f", "#e377c2")
 RC: dict[str, Any] = {
     "svg.fonttype": "none",  # text stays text: small, searchable, no glyph paths
@@ -102,12 +105,16 @@ class Window:
 
 @dataclass(frozen=True)
 class Marker:
-    """A moment of one episode: the fault, TTD, outage start, service and component back."""
+    """A moment of one episode: the fault, TTD, outage start, service and component back,
+    an alert delivered firing or resolved."""
 
-    kind: str  # "fault", "ttd", "outage-start", "service-back", "component-back"
+    # "fault", "ttd", "outage-start", "service-back", "component-back", and with
+    # --prometheus "alert-fired", "alert-resolved" (one per alert of the episode)
+    kind: str
     episode: int  # 1-based
     t_s: float
     label: str
+    alert: str = ""  # the alert an alert mark is of
 
 
 @dataclass(frozen=True)
@@ -374,6 +381,13 @@ def _episode_marks(doc: Doc) -> tuple[list[Window], list[Marker]]:
                     f"{tag}component back {_fmt_s(rec['mttr_component_s'])}",
                 )
             )
+        for a in alert_rows(e.get("measured") or {}):
+            if a.fired_s is not None:
+                label = f"{tag}{a.name} fired {_fmt_s(a.fired_s)}"
+                markers.append(Marker("alert-fired", n, t0 + a.fired_s, label, a.name))
+            if a.resolved_s is not None:
+                label = f"{tag}{a.name} resolved {_fmt_s(a.resolved_s)}"
+                markers.append(Marker("alert-resolved", n, t0 + a.resolved_s, label, a.name))
     return windows, markers
 
 
@@ -419,6 +433,8 @@ def _zoom_span(e: Doc, extent_s: tuple[float, float]) -> tuple[float, float] | N
         t0 + rec["mttr_service_s"],
         t0 + (rec["ttd_s"] or 0.0),
         t0 + (rec["mttr_component_s"] or 0.0),
+        # Its alerts, delivered later than the recovery by their for: and the pipeline.
+        *(t0 + t for a in alert_rows(e.get("measured") or {}) for t in a.times_s),
     )
     pad = max(2.0, 0.3 * (last - fault["requested_s"]))
     span = max(extent_s[0], fault["requested_s"] - pad), min(extent_s[1], last + pad)
@@ -476,7 +492,14 @@ MARK_STYLE = {
     "outage-start": (OUTAGE_COLOR, ":"),
     "service-back": (OUTAGE_COLOR, "-."),
     "component-back": (BACK_COLOR, "-."),
+    "alert-fired": (ALERT_COLOR, (0, (1, 1))),
+    "alert-resolved": (RESOLVED_COLOR, (0, (1, 1))),
 }
+
+
+def _alert_id(m: Marker) -> str:
+    """An alert's marks are one per alert of the episode: its name keeps their ids apart."""
+    return f"-{slug(m.alert)}" if m.alert else ""
 
 
 def _draw_lane(
@@ -487,7 +510,7 @@ def _draw_lane(
     ax.grid(False)
     ax.spines["left"].set_visible(False)
     ax.tick_params(axis="x", labelbottom=False, length=0)
-    ax.set_title("Episodes: fault, outage, detection, recovery")
+    ax.set_title("Episodes: fault, outage, detection, recovery, alerts")
     shown = [m for m in t.markers if span[0] <= m.t_s <= span[1]]
     shown.sort(key=lambda m: m.t_s)
     for m, row in zip(shown, _lane_rows(shown, span, width_pt), strict=True):
@@ -504,7 +527,7 @@ def _draw_lane(
             clip_on=False,
             bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.3, "alpha": 0.85},
         )
-        text.set_gid(f"{prefix}label-{m.kind}-{m.episode}")
+        text.set_gid(f"{prefix}label-{m.kind}-{m.episode}{_alert_id(m)}")
     handles = [
         Patch(color=FAULT_COLOR, alpha=0.25, label="fault in effect"),
         Patch(color=OUTAGE_COLOR, alpha=0.18, label="client-visible outage"),
@@ -512,6 +535,11 @@ def _draw_lane(
         Line2D([], [], color=OUTAGE_COLOR, ls="-.", label="service back"),
         Line2D([], [], color=BACK_COLOR, ls="-.", label="component back"),
     ]
+    if any(m.kind.startswith("alert-") for m in t.markers):
+        handles += [
+            Line2D([], [], color=ALERT_COLOR, ls=(0, (1, 1)), label="alert fired (webhook)"),
+            Line2D([], [], color=RESOLVED_COLOR, ls=(0, (1, 1)), label="alert resolved"),
+        ]
     ax.legend(
         handles=handles,
         loc="upper left",
@@ -536,7 +564,7 @@ def _draw_marks(ax: Any, t: Timelines, span: tuple[float, float], where: str, pr
             continue  # the fault is its shaded window
         color, style = MARK_STYLE[m.kind]
         line = ax.axvline(m.t_s, color=color, ls=style, lw=1.0, zorder=1)
-        line.set_gid(f"{prefix}marker-{m.kind}-{m.episode}-{where}")
+        line.set_gid(f"{prefix}marker-{m.kind}-{m.episode}{_alert_id(m)}-{where}")
 
 
 def _draw_panel(ax: Any, panel: Panel, span: tuple[float, float], prefix: str, note: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.measure.metrics import HISTORY_METRICS, PHASES
+from harness.report.alerts import alert_rows
 from harness.report.document import Doc
 
 
@@ -97,6 +98,12 @@ def _episode_lines(doc: Doc, e: Doc, several: bool) -> list[str]:
                 f"head {'-' if lag is None else lag} blocks behind the best node; "
                 f"failures: {classes}"
             )
+    for a in alert_rows(e.get("measured") or {}):
+        fired = "never fired" if a.fired_s is None else f"fired {a.fired_s:.3f}s"
+        resolved = "" if a.resolved_s is None else f", resolved {a.resolved_s:.3f}s"
+        held = "" if a.pending_s is None else f"condition held {a.pending_s:.3f}s, "
+        bound = "" if a.expected_s is None else f" (for: + intervals {a.expected_s:g}s)"
+        lines.append(f"  alert {a.name}: {held}{fired}{resolved}{bound}")
     lines.append("SLOs:" if not several else "  SLOs:")
     for v in e["slos"]:
         lines.append(f"  {'ok  ' if v['passed'] else 'FAIL'} {v['message']}")

@@ -481,6 +481,7 @@ class LocalStack:
             haproxy_metrics=metrics,
             nodes=tuple((n.name, n.url) for n in state.nodes),
             frontend_url=state.frontend_url,
+            rule_files=monitor.rule_files(self.spec.alert_rules),
         )
         directory = self.dir / "monitor"
         monitor.render_configs(self._monitor, directory)

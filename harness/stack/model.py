@@ -98,8 +98,11 @@ class StackSpec:
     # (("node-1", 3),): a lagging backup, as a scenario or a game day wants it.
     node_lag_blocks: tuple[tuple[str, int], ...] = ()
     # The stack's own Prometheus, exporters, Alertmanager and alert webhook
-    # (harness.monitor), evaluating fixtures/alerts.yml at 1 s.
+    # (harness.monitor), evaluating fixtures/alerts.yml at 1 s, or the rule files given
+    # here instead (paths; e.g. alerts.yml and alerts-roadmap.yml side by side, or a copy
+    # tuned for a test by harness.monitor.rules.tune_rules).
     prometheus: bool = False
+    alert_rules: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("-", "").replace("_", "").isalnum():
@@ -177,6 +180,15 @@ class StackSpec:
                 )
             if not isinstance(blocks, int) or not 0 <= blocks <= 10_000:
                 raise ConfigError("node_lag_blocks", blocks, "choose 0 to 10000 blocks")
+        if self.alert_rules and not self.prometheus:
+            raise ConfigError(
+                "alert_rules",
+                self.alert_rules[0],
+                "rules are loaded by monitoring: add --prometheus",
+            )
+        for rules in self.alert_rules:
+            if not Path(rules).is_file():
+                raise ConfigError("alert_rules", rules, "no such rule file; give a readable path")
         if self.haproxy_template is not None and not self.haproxy_template.is_file():
             raise ConfigError(
                 "haproxy_template", str(self.haproxy_template), "no such file; give a readable path"
@@ -193,6 +205,7 @@ class StackSpec:
         template = doc.get("haproxy_template")
         doc["haproxy_template"] = Path(template) if template else None
         doc["node_args"] = tuple(doc.get("node_args", ()))
+        doc["alert_rules"] = tuple(str(p) for p in doc.get("alert_rules", ()))
         doc["node_lag_blocks"] = tuple(
             (str(name), int(blocks)) for name, blocks in doc.get("node_lag_blocks", ())
         )

@@ -200,6 +200,16 @@ STACK_OPTIONS: tuple[StackOption, ...] = (
         "Run Prometheus (alert rules: fixtures/alerts.yml), Alertmanager, the node and "
         "blackbox exporters and an alert webhook with the stack, at 1 s intervals.",
     ),
+    StackOption(
+        "--alert-rules",
+        "alert_rules",
+        str,
+        (),
+        "With --prometheus: a rule file to load instead of fixtures/alerts.yml (repeat for "
+        "several, e.g. fixtures/alerts.yml and fixtures/alerts-roadmap.yml side by side).",
+        multiple=True,
+        metavar="FILE",
+    ),
 )
 
 
@@ -241,6 +251,7 @@ def stack_spec_from_options(values: Mapping[str, Any], *, name: str | None = Non
         propagation_delay=v["propagation_delay"],
         node_lag_blocks=parse_node_lag(v["node_lag"] or ()),
         prometheus=bool(v["prometheus"]),
+        alert_rules=tuple(v["alert_rules"] or ()),
     )
 
 
@@ -269,6 +280,7 @@ _SPEC_VALUE: dict[str, Any] = {
     "propagation_delay": lambda s: s.propagation_delay,
     "node_lag": lambda s: tuple(f"{name}={blocks}" for name, blocks in s.node_lag_blocks),
     "prometheus": lambda s: s.prometheus,
+    "alert_rules": lambda s: s.alert_rules,
 }
 assert set(_SPEC_VALUE) == {o.dest for o in STACK_OPTIONS}
 

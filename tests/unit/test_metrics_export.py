@@ -256,7 +256,7 @@ def test_a_run_name_with_slashes_is_pushed_to_its_base64_group() -> None:
 def test_a_push_failing_after_the_run_keeps_its_reports_and_says_how_to_send_them(
     tmp_path: Path,
 ) -> None:
-    from harness.cli import _export
+    from harness.report.delivery import deliver
     from harness.stack.local import free_port
 
     directory = tmp_path / "run"
@@ -264,7 +264,7 @@ def test_a_push_failing_after_the_run_keeps_its_reports_and_says_how_to_send_the
     (directory / "result.json").write_text(json.dumps(GAMEDAY))
     url = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(ConfigError) as caught:
-        _export(directory, tmp_path, url)
+        deliver(directory, tmp_path, url)
     assert caught.value.field == "--pushgateway"
     assert caught.value.fix.endswith(
         f"the run's reports are kept: `harness export {directory} --textfile {tmp_path} "

@@ -624,3 +624,47 @@ def test_write_html_names_the_run_dir_that_holds_no_result(tmp_path: Path) -> No
     with pytest.raises(ConfigError, match=r"holds no result\.json"):
         write_html(tmp_path)
     assert not (tmp_path / REPORT_FILE).exists()
+
+
+def _with_alerts(doc: Doc) -> Doc:
+    doc["episodes"][0]["measured"].update(
+        {
+            "alert_pending_s[HAProxyBackendServerDown]": 4.75,
+            "alert_fired_s[HAProxyBackendServerDown]": 10.4,
+            "alert_resolved_s[HAProxyBackendServerDown]": 19.5,
+            "alert_expected_s[HAProxyBackendServerDown]": 8.0,
+            "alert_pending_s[NodeHeadLagging]": 2.0,  # pending only: never fired
+            "alert_expected_s[NodeHeadLagging]": 8.0,
+            "false_alerts": 0.0,
+        }
+    )
+    return doc
+
+
+def test_alerts_are_marked_firing_and_resolving_on_the_timeline_beside_ttd() -> None:
+    doc = _with_alerts(make_doc(duration_s=60.0))
+    marks = [(m.kind, m.alert, m.label) for m in timelines(doc, (0.0, 60.0)).markers if m.alert]
+    assert marks == [
+        ("alert-fired", "HAProxyBackendServerDown", "HAProxyBackendServerDown fired 10.40 s"),
+        ("alert-resolved", "HAProxyBackendServerDown", "HAProxyBackendServerDown resolved 19.50 s"),
+    ]
+    found = ids(render_html(doc))
+    assert any(i.endswith("marker-alert-fired-1-HAProxyBackendServerDown-latency") for i in found)
+    assert any(i.endswith("marker-ttd-1-latency") for i in found)
+    assert len(found) == len(set(found))
+
+
+def test_the_alerts_table_sets_each_alerts_time_beside_its_rules_for_and_intervals() -> None:
+    page = render_html(_with_alerts(make_doc(duration_s=60.0)))
+    section = page[page.index("id='alerts'") : page.index("id='clients'")]
+    rows = re.findall(r"<tr>(.*?)</tr>", section)[1:]
+    cells = [re.findall(r"<td[^>]*>(.*?)</td>", r) for r in rows]
+    assert [c[1] for c in cells] == ["HAProxyBackendServerDown", "NodeHeadLagging"]
+    # held 4.75 s -> fired 10.4 s: 5.65 s, within the rule's 8 s.
+    assert cells[0][3:8] == ["4.750 s", "10.400 s", "19.500 s", "5.650 s", "8.000 s"]
+    assert "class='num pass'" in rows[0]
+    assert cells[1][4] == "never"
+
+
+def test_a_run_without_alerts_has_no_alerts_section() -> None:
+    assert "id='alerts'" not in render_html(make_doc(duration_s=30.0))

@@ -364,7 +364,7 @@ class DockerStack:
             ports[slot.name] = self._run(
                 slot, anvil_image, argv[1:],
                 binds={volume.name: {"bind": str(IN_CONTAINER_DATA), "mode": "rw"}},
-                publish={NODE_PORT: None},
+                publish={NODE_PORT: _free_port()},
             )[NODE_PORT]  # fmt: skip
         components = [
             replace(c, port=ports.get(c.name, 0), container=self._containers.get(c.name))
@@ -418,7 +418,7 @@ class DockerStack:
                 str(config_dir): {"bind": IN_CONTAINER_CONFIG, "mode": "ro"},
                 str(run_dir): {"bind": IN_CONTAINER_RUN, "mode": "rw"},
             },
-            publish={FRONTEND_PORT: frontend_port or None, STATS_PORT: None},
+            publish={FRONTEND_PORT: frontend_port or _free_port(), STATS_PORT: _free_port()},
         )  # fmt: skip
         balancer = replace(
             named[BALANCER], port=published[FRONTEND_PORT], container=self._containers[BALANCER]
@@ -465,10 +465,11 @@ class DockerStack:
         command: list[str],
         *,
         binds: dict[str, dict[str, str]],
-        publish: dict[int, int | None],
+        publish: dict[int, int],
     ) -> dict[int, int]:
         """Create and start one container at its address; returns {container port: host
-        port} of what it publishes on 127.0.0.1."""
+        port} of what it publishes on 127.0.0.1. Host ports are chosen here, not by Docker:
+        Docker gives a restarted container new random ones, and clients would lose it."""
         import docker.errors
 
         assert self._layout is not None

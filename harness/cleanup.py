@@ -1,16 +1,19 @@
 """Cleanup of leftovers: what a killed harness left behind, found from state on disk.
 
-Faults first (resume paused processes, delete qdiscs and nft tables, remove fill files,
-stop stressors), then stacks (their processes, mounts, namespaces, state dirs). Run by
-``harness cleanup``, ``harness stack up``, ``harness run`` and every pytest session start.
+Faults first (resume paused processes and containers, delete qdiscs and nft tables, remove
+fill files, stop stressors), then stacks (their processes, mounts, namespaces, state dirs),
+then the docker backend's labelled containers, networks and volumes whose owner is gone.
+Run by ``harness cleanup``, ``harness stack up``, ``harness run`` and every pytest session
+start.
 """
 
 from __future__ import annotations
 
 from harness.faults.ledger import replay_open_records
+from harness.stack.docker.reaper import reap_stale_containers
 from harness.stack.state import reap_stale_stacks
 
 
 def cleanup_leftovers() -> list[str]:
     """Revert and remove everything left by processes that no longer exist; say what."""
-    return replay_open_records() + reap_stale_stacks()
+    return replay_open_records() + reap_stale_stacks() + reap_stale_containers()

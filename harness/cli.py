@@ -286,6 +286,48 @@ def cleanup() -> None:
     console.print(f"cleanup: {len(removed)} leftover(s) removed")
 
 
+@main.group()
+def images() -> None:
+    """Images for the docker backend, baked offline from this machine's binaries."""
+
+
+@images.command("bake")
+@click.argument("names", nargs=-1)
+@click.option("--force", is_flag=True, help="Rebuild even when an image of the same inputs exists.")
+@click.option(
+    "--binary",
+    "binaries",
+    multiple=True,
+    metavar="NAME=PATH",
+    help="Bake NAME from this binary (erigon and toxiproxy need one; repeat).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@handles_errors
+def images_bake(
+    names: tuple[str, ...], force: bool, binaries: tuple[str, ...], as_json: bool
+) -> None:
+    """Build NAMES (default: anvil haproxy) as harness/NAME:VERSION; skips one already there."""
+    from harness.images import bake_all
+    from harness.images.recipes import DEFAULT_RECIPES
+
+    given: dict[str, Path] = {}
+    for item in binaries:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise ConfigError(
+                "--binary", item, "write NAME=PATH, e.g. erigon=/usr/local/bin/erigon"
+            )
+        given[name] = Path(path)
+    chosen = names or tuple(dict.fromkeys([*DEFAULT_RECIPES, *given]))
+    results = bake_all(chosen, binaries=given, force=force)
+    if as_json:
+        click.echo(json.dumps([dataclasses.asdict(r) for r in results], indent=2))
+        return
+    for r in results:
+        size = f", {r.size_bytes / 1e6:.1f} MB" if r.size_bytes else ""
+        console.print(f"{r.tag}: {r.action} in {r.took_s:.2f}s{size}")
+
+
 @main.command("run", context_settings={"show_default": True})
 @stack_options
 @click.option("--reports-dir", type=click.Path(path_type=Path), default=Path("reports"))

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import psutil
 
 from harness.errors import ConfigError
+from harness.faults import container
 from harness.faults.fault import Fault, FaultIneffective, wait_until
 from harness.faults.undo import UndoOp, run_undo
 from harness.stack.model import ComponentState
@@ -159,6 +160,9 @@ class Pause(_Signal):
     mechanism_name: ClassVar[str] = "SIGSTOP"
 
     def plan(self, targets: tuple[ComponentState, ...]) -> list[UndoOp]:
+        if container.in_containers(targets):  # the docker backend: freeze the container
+            self.mechanism = container.MECHANISM_PAUSE
+            return [container.undo_unpause(t) for t in targets]
         ops = []
         for t in targets:
             proc = _identity(t)
@@ -166,12 +170,21 @@ class Pause(_Signal):
         return ops
 
     def apply(self, targets: tuple[ComponentState, ...]) -> None:
+        if container.in_containers(targets):
+            container.pause(targets)
+            return
         self._send(targets, signal.SIGSTOP)
 
     def verify_applied(self, targets: tuple[ComponentState, ...]) -> None:
+        if container.in_containers(targets):
+            container.wait_status(targets, paused=True, what="{name} is not paused")
+            return
         _wait_all(self._procs, _stopped, 2.0, "pid {pid} is not stopped after SIGSTOP")
 
     def verify_reverted(self, targets: tuple[ComponentState, ...]) -> None:
+        if container.in_containers(targets):
+            container.wait_status(targets, paused=False, what="{name} is still paused")
+            return
         _wait_all(self._procs, _running, 2.0, "pid {pid} is still stopped after SIGCONT")
 
 
@@ -198,11 +211,18 @@ class Stop(_Signal):
         return {"restart_timeout_s": self.restart_timeout_s, "stagger_s": self.stagger_s}
 
     def plan(self, targets: tuple[ComponentState, ...]) -> list[UndoOp]:
+        if container.in_containers(targets):  # docker kill: the restart policy holds off
+            self.mechanism = container.MECHANISM_STOP
+            self._procs = [_identity(t) for t in targets]
+            return [container.undo_start(t) for t in targets]
         state = self.stack.state()
         self._holds = [hold_path(state, t.name) for t in targets]
         return [{"op": "remove_file", "path": str(path)} for path in self._holds]
 
     def apply(self, targets: tuple[ComponentState, ...]) -> None:
+        if container.in_containers(targets):
+            container.stop(targets)
+            return
         for path in self._holds:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(f"held by fault {self.kind} of pid {os.getpid()}\n")

@@ -23,10 +23,23 @@ def _local_plan(spec: StackSpec) -> Stack:
     return PlannedStack(spec)
 
 
+def _docker(spec: StackSpec, detached: bool) -> StackLifecycle:
+    from harness.stack.docker.stack import DockerStack
+
+    return DockerStack(spec, detached=detached)
+
+
+def _docker_plan(spec: StackSpec) -> Stack:
+    from harness.stack.docker.stack import PlannedDockerStack
+
+    return PlannedDockerStack(spec)
+
+
 _FACTORIES: dict[
     str, tuple[Callable[[StackSpec, bool], StackLifecycle], Callable[[StackSpec], Stack]]
 ] = {
     "local": (_local, _local_plan),
+    "docker": (_docker, _docker_plan),
 }
 assert set(_FACTORIES) == set(BACKEND_NAMES)
 

@@ -29,7 +29,7 @@ AUTO_CHAIN = "auto"
 #: retries, fast checks and the lag agent: fixtures/haproxy-hardened.cfg.j2).
 POLICY_NAMES = ("roadmap", "hardened")
 #: Where a stack can run; each name has a factory in `harness.stack.backends`.
-BACKEND_NAMES = ("local",)
+BACKEND_NAMES = ("local", "docker")
 EventKind = Literal["started", "exited", "restart_scheduled", "stopped", "spawn_failed", "synced"]
 
 
@@ -275,6 +275,9 @@ class ComponentState:
     toxiproxy_port: int | None = None  # ... where it listens: HAProxy's server entry
     agent_port: int | None = None  # the lag agent answers HAProxy's agent-check for it here
     restarts: int = 0
+    # The docker backend: the component's container (its id), which container faults act
+    # on; ``host`` and ``port`` are then where it is published on 127.0.0.1.
+    container: str | None = None
 
     @property
     def url(self) -> str:

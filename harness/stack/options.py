@@ -66,7 +66,8 @@ STACK_OPTIONS: tuple[StackOption, ...] = (
         "backend",
         str,
         _DEFAULT.backend,
-        "Where the stack runs: local (real processes on loopback).",
+        "Where the stack runs: local (real processes on loopback) or docker (containers of "
+        "images baked by `harness images bake`, on a network of their own).",
         choices=BACKEND_NAMES,
         pytest_flag="--stack-backend",
     ),

@@ -1,0 +1,102 @@
+"""Where each container of a docker stack goes: names, static addresses, ports. Pure.
+
+Addresses are fixed (a /24 of the harness's own, .10 upward) so that HAProxy, which
+resolves its servers once at start, still reaches a node after Docker restarts it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from harness.stack.model import NODE_ROLES, ComponentState, Role, StackSpec
+
+#: Inside every container: the JSON-RPC port of a node, HAProxy's frontend and stats.
+NODE_PORT = 8545
+FRONTEND_PORT = 8545
+STATS_PORT = 8404
+BALANCER = "haproxy"
+SOURCE = "chain-source"
+REPLICATOR = "replicator"
+#: Subnets tried for a stack's network: 10.213.0.0/16 cut in /24s, from a per-run start.
+SUBNET_POOL = ipaddress.ip_network("10.213.0.0/16")
+FIRST_HOST = 10
+
+
+def subnets(run_id: str) -> Iterator[ipaddress.IPv4Network]:
+    """Every /24 of the pool, starting at one the run id picks (so two runs rarely try the
+    same one first)."""
+    blocks = list(SUBNET_POOL.subnets(new_prefix=24))  # type: ignore[arg-type]
+    start = zlib.crc32(run_id.encode()) % len(blocks)
+    for i in range(len(blocks)):
+        yield blocks[(start + i) % len(blocks)]  # type: ignore[misc]
+
+
+def container_name(run_id: str, component: str) -> str:
+    return f"hx-{run_id}-{component}"
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One container to be: its component name, kind, role and address on the network."""
+
+    name: str
+    kind: str
+    role: Role
+    address: str
+
+
+@dataclass(frozen=True)
+class DockerLayout:
+    """The containers of a stack, in start order, on ``subnet``."""
+
+    run_id: str
+    subnet: str
+    gateway: str
+    slots: tuple[Slot, ...]
+
+    @property
+    def network(self) -> str:
+        return f"hx-{self.run_id}"
+
+    def slot(self, name: str) -> Slot:
+        return next(s for s in self.slots if s.name == name)
+
+    @property
+    def nodes(self) -> tuple[Slot, ...]:
+        return tuple(s for s in self.slots if s.role in NODE_ROLES)
+
+
+def plan_layout(spec: StackSpec, run_id: str, subnet: ipaddress.IPv4Network) -> DockerLayout:
+    """The containers ``spec`` asks for: the chain source (one chain), nodes, HAProxy."""
+    hosts = list(subnet.hosts())
+    names: list[tuple[str, str, Role]] = []
+    if spec.chain == "one":
+        names.append((SOURCE, "anvil", "source"))
+    for i in range(spec.nodes):
+        names.append((f"node-{i}", spec.node_kind, "primary" if i == 0 else "backup"))
+    names.append((BALANCER, "haproxy", "balancer"))
+    slots = tuple(
+        Slot(name, kind, role, str(hosts[FIRST_HOST - 1 + i]))
+        for i, (name, kind, role) in enumerate(names)
+    )
+    return DockerLayout(run_id, str(subnet), str(hosts[0]), slots)
+
+
+def planned_components(layout: DockerLayout) -> tuple[ComponentState, ...]:
+    """The components before anything runs (no pid, no published port yet)."""
+    return tuple(
+        ComponentState(
+            s.name,
+            s.kind,
+            s.role,
+            None,
+            "127.0.0.1",
+            0,
+            data_dir="/data" if s.role != "balancer" else None,
+            container=container_name(layout.run_id, s.name),
+        )
+        for s in layout.slots
+    )

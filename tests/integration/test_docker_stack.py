@@ -1,0 +1,197 @@
+"""The docker backend against a real daemon: up, healthy, faults in containers, nothing left.
+
+Skipped, with the fix in the reason, where no daemon answers (`scripts/dockerd.sh start`).
+Images are baked on first use (a second or two; idempotent after that).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.engine import LABEL_RUN, connect, docker_missing_reason
+from harness.errors import ConfigError
+from harness.faults import Pause, Stop, replay_open_records
+from harness.images import bake_all
+from harness.jsonrpc import RpcClient, RpcFailure
+from harness.stack.docker.stack import DockerStack
+from harness.stack.model import StackSpec
+from tests.conftest import VENV_BIN
+
+HARNESS = [str(VENV_BIN / "harness")]
+
+
+@pytest.fixture(scope="module")
+def docker() -> Iterator[Any]:
+    why = docker_missing_reason()
+    if why is not None:
+        pytest.skip(f"no Docker daemon for the docker backend: {why}")
+    bake_all()
+    client = connect()
+    yield client
+    client.close()
+
+
+def _ours(client: Any, run_id: str) -> list[str]:
+    selector = {"label": f"{LABEL_RUN}={run_id}"}
+    return (
+        [c.name for c in client.containers.list(all=True, filters=selector)]
+        + [n.name for n in client.networks.list(filters=selector)]
+        + [v.name for v in client.volumes.list(filters=selector)]
+    )
+
+
+def _spec(name: str, **kw: Any) -> StackSpec:
+    return StackSpec(name=name, backend="docker", chain="independent", block_time_s=0.5, **kw)
+
+
+def test_baking_twice_builds_nothing_the_second_time(docker: Any) -> None:
+    again = bake_all()
+    assert [(r.name, r.action) for r in again] == [("anvil", "present"), ("haproxy", "present")]
+    assert all(r.took_s < 5 for r in again)
+
+
+def test_a_docker_stack_is_healthy_on_loopback_and_leaves_nothing_when_it_goes(
+    docker: Any,
+) -> None:
+    with DockerStack(_spec("dk-up")) as stack:
+        state = stack.state()
+        run_id = stack.run_id
+        assert stack.ready_s is not None and stack.ready_s < 10
+        assert [s.status for s in stack.runtime_api().servers()] == ["UP", "UP"]
+        with RpcClient(state.frontend_url, timeout_s=2) as client:
+            assert client.block_number() >= 0
+        for c in state.components:
+            assert c.container is not None and c.pid is not None, c
+            bindings = docker.api.inspect_container(c.container)["HostConfig"]["PortBindings"]
+            assert {b["HostIp"] for spec in bindings.values() for b in spec} == {"127.0.0.1"}
+        assert len(_ours(docker, run_id)) == 3 + 1 + 2  # containers, network, node volumes
+    assert _ours(docker, run_id) == []
+    assert not Path(state.state_dir).exists()
+
+
+def test_an_image_that_is_not_there_is_one_error_naming_the_bake_and_nothing_starts(
+    docker: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HARNESS_IMAGE_ANVIL", "harness/anvil:0.0.0-never-baked")
+    before = {c.id for c in docker.containers.list(all=True)}
+    with pytest.raises(ConfigError, match="harness images bake anvil"):
+        DockerStack(_spec("dk-noimage")).start()
+    assert {c.id for c in docker.containers.list(all=True)} == before
+
+
+def test_a_frontend_port_in_use_is_refused_before_any_container_starts(docker: Any) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        before = {c.id for c in docker.containers.list(all=True)}
+        with pytest.raises(ConfigError, match="already in use"):
+            DockerStack(_spec("dk-port", frontend_port=port)).start()
+        assert {c.id for c in docker.containers.list(all=True)} == before
+
+
+def test_no_daemon_is_one_line_and_exit_2_naming_how_to_start_one(tmp_path: Path) -> None:
+    env = {**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/no-daemon.sock"}
+    proc = subprocess.run(
+        [*HARNESS, "stack", "up", "--backend", "docker", "--name", "dk-nodaemon"],
+        capture_output=True, text=True, timeout=60, env=env, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "scripts/dockerd.sh start" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.chaos
+def test_a_killed_node_container_is_restarted_by_docker_and_the_restart_is_an_event(
+    docker: Any,
+) -> None:
+    with DockerStack(_spec("dk-kill")) as stack:
+        node = stack.state().component("node-0")
+        assert node.pid is not None
+        os.kill(node.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            now = stack.state().component("node-0")
+            if now.pid not in (None, node.pid) and now.restarts == 1:
+                break
+            time.sleep(0.05)
+        assert now.restarts == 1 and now.pid not in (None, node.pid)
+        kinds = [e.kind for e in stack.events if e.component == "node-0"]
+        assert kinds[-2:] == ["exited", "started"]
+        # Back where clients look for it (started is not yet listening: poll briefly).
+        with RpcClient(now.url, timeout_s=1) as client:
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    assert client.block_number() >= 0
+                    break
+                except RpcFailure:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+
+
+@pytest.mark.chaos
+def test_pause_freezes_the_container_and_stop_holds_it_down_until_undone(docker: Any) -> None:
+    with DockerStack(_spec("dk-pause")) as stack:
+        node = stack.state().component("node-1")
+        with Pause(stack, "backup") as fault:
+            assert docker.api.inspect_container(node.container)["State"]["Paused"]
+            assert fault.mechanism.startswith("docker pause")
+        assert not docker.api.inspect_container(node.container)["State"]["Paused"]
+        with Stop(stack, "backup"):
+            time.sleep(1.0)  # the restart policy would have brought it back by now
+            assert not docker.api.inspect_container(node.container)["State"]["Running"]
+        assert docker.api.inspect_container(node.container)["State"]["Running"]
+
+
+@pytest.mark.chaos
+def test_a_paused_container_is_unpaused_after_the_harness_holding_it_is_killed(
+    docker: Any,
+) -> None:
+    with DockerStack(_spec("dk-ledger")) as stack:
+        node = stack.state().component("node-0")
+        holder = subprocess.Popen(
+            [*HARNESS, "fault", "pause", "primary", "--for", "60s", "--name", "dk-ledger"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        assert holder.stdout is not None
+        assert "in effect" in holder.stdout.readline()
+        assert docker.api.inspect_container(node.container)["State"]["Paused"]
+        holder.kill()
+        holder.wait(10)
+        undone = replay_open_records()
+        assert any("unpaused container of node-0" in line for line in undone), undone
+        assert not docker.api.inspect_container(node.container)["State"]["Paused"]
+
+
+@pytest.mark.chaos
+def test_what_a_killed_stack_up_leaves_in_docker_is_removed_by_cleanup(docker: Any) -> None:
+    up = subprocess.run(
+        [*HARNESS, "stack", "up", "--backend", "docker", "--name", "dk-orphan", "--chain",
+         "independent", "--json"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert up.returncode == 0, up.stderr
+    state = json.loads(up.stdout)
+    run_label = docker.api.inspect_container(state["components"][0]["container"])["Config"][
+        "Labels"
+    ][LABEL_RUN]
+    os.kill(state["owner_pid"], signal.SIGKILL)
+    time.sleep(0.2)
+    cleanup = subprocess.run(
+        [*HARNESS, "cleanup"], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert cleanup.returncode == 0, cleanup.stderr
+    assert "container hx-dk-orphan" in cleanup.stdout
+    assert _ours(docker, run_label) == []

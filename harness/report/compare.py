@@ -7,8 +7,9 @@ metric means, its unit and which way is better come from `harness.measure.metric
 Only gated metrics can regress: by default the recovery times (MTTR, outage) and every
 p99 latency; ``--tolerance`` rules gate more (``availability_pct=0.5``) or loosen these.
 A gated metric regresses when it got worse by more than its relative tolerance AND by
-more than its absolute floor, or when it was measured before and is not now (an MTTR
-that is None is a component that never came back). The comparison also says whether the
+more than its absolute floor, or when a recovery figure was measured before and is not
+now (an MTTR that is None is a component that never came back; a per-phase figure with no
+sample is only "missing"). The comparison also says whether the
 stack's or the HAProxy template's fingerprint changed: "I changed haproxy.cfg; did MTTR
 regress?" is the question it answers.
 """
@@ -192,7 +193,9 @@ class Change:
         if self.tolerance is None:
             return False
         if self.before is not None and self.after is None:
-            return True
+            # An MTTR gone is a component that never came back; a phase's latency gone is
+            # a phase that got no request (a kill's fault phase lasts milliseconds).
+            return not metric_of(self.key).per_phase
         worse = self.worse_by
         if worse is None or worse <= self.tolerance.absolute:
             return False

@@ -97,6 +97,11 @@ def test_a_gated_metric_measured_before_but_not_now_is_a_regression_flagged_miss
     assert c.change is None
 
 
+def test_a_gated_latency_of_a_phase_that_got_no_request_now_is_missing_not_regressed() -> None:
+    c = change("p99_ms[fault]", 504.6, None)  # a kill's 4 ms fault phase, no request in it
+    assert not c.regression and c.status == "missing"
+
+
 def test_an_ungated_metric_measured_before_but_not_now_is_flagged_missing_only() -> None:
     c = change("ttd_s", 0.5, None)
     assert not c.regression and c.status == "missing"

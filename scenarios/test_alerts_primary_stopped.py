@@ -5,7 +5,8 @@ The HAProxy-backend-server-down alert (fixtures/alerts.yml) must be delivered to
 webhook within its bound: HAProxy's detection (check inter x fall) + the rule's `for: 5s`
 + a scrape, an evaluation and a notification (1 s each at most); and resolved once the
 primary is back and HAProxy sees it UP. The baseline is the healthy run: no alert may
-fire in it (false_alerts). Not quick: the monitoring's start-up alone is ~6 s.
+fire in it (false_alerts). Not quick: ~35 s (the fault waits inside the baseline for
+Prometheus's first scrapes, ~6 s after it starts).
 """
 
 from __future__ import annotations

@@ -8,9 +8,12 @@ under 10% free for 10 minutes) as shipped cannot be exercised in a CI run: a 5-1
 (`tune_rules`: the shipped expression, its threshold and `for:` set for the test, as the
 1 s intervals are for the scrape): the memory threshold halfway between what the host has
 available before the fault and what the fault leaves, and a `for:` of 10 s. What is proved
-is what `for:` means: the alert is delivered no sooner than `for:` after the fault asked
-for the memory (or the disk), and no later than `for:` + the pipeline (a scrape, an
-evaluation, a notification) + the fault's own apply time + 1 s; resolved once given back.
+is what `for:` means: from the rule's condition holding (Prometheus's own ALERTS series)
+to the notification is the `for:`, never less, and at most `for:` + the pipeline (a
+scrape, an evaluation, a notification); never sooner than `for:` after the fault's
+request; resolved once the fault is undone. (Touching 3 GiB took 7-15 s here, so the
+condition holds before the fault counts as in effect: the firing time from the effect
+alone says little.)
 
 Other stacks on the host move MemAvailable too: a swing of more than half the fault's size
 during the baseline would fire it early (false_alerts says so). Not quick: ~40 s each.
@@ -37,6 +40,7 @@ from harness import (
 
 FOR_S = 10.0  # the test profile's `for:` of both rules
 SLACK_S = 1.0
+GRID_S = 0.3  # the ALERTS query's 0.25 s step, and the clocks' conversion
 MEMORY_MB = 3072  # above the host's floor on a 24 GB machine, at 10% of RAM
 
 
@@ -50,10 +54,14 @@ def _available_ratio_after(mb: int) -> tuple[float, float]:
 
 def _bounds(measured: dict[str, float | None], alert: str, apply_s: float) -> None:
     fired = measured[f"alert_fired_s[{alert}]"]
-    assert fired is not None, measured
-    # Counted from the fault in effect; the condition may hold from its request on.
-    assert fired >= FOR_S - apply_s, (fired, apply_s)
-    assert fired <= FOR_S + MonitorProfile().pipeline_s + apply_s + SLACK_S, (fired, apply_s)
+    held = measured[f"alert_pending_s[{alert}]"]
+    assert fired is not None and held is not None, measured
+    # From the condition holding (Prometheus's ALERTS, to its 0.25 s query grid) to the
+    # notification: its `for:`, never less; at most `for:` and the pipeline.
+    assert FOR_S - GRID_S <= fired - held <= FOR_S + MonitorProfile().pipeline_s, (held, fired)
+    # From the fault's request (the condition may hold while the fault is still applied).
+    assert fired + apply_s >= FOR_S, (fired, apply_s)
+    assert fired <= FOR_S + MonitorProfile().pipeline_s + SLACK_S, (fired, apply_s)
 
 
 @pytest.mark.chaos

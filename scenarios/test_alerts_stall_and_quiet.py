@@ -39,6 +39,7 @@ FOR_S = 5.0  # NodeHeadLagging's and NodeHeadStalled's `for:`
 LAG_BLOCKS = 3  # NodeHeadLagging: more than this many blocks behind
 STALLED_S = 30.0  # NodeHeadStalled: a head this old
 SLACK_S = 1.0
+GRID_S = 0.3  # the ALERTS query's 0.25 s step, and the clocks' conversion
 ROADMAP = ("RoadmapHighMemoryUsage", "RoadmapServiceDown", "RoadmapLowDiskSpace")
 
 
@@ -81,6 +82,12 @@ def test_a_stalled_primary_raises_the_head_alerts_while_the_roadmaps_rules_stay_
         stalled,
         apply_s,
     )
+    # From the condition holding (ALERTS, to its 0.25 s grid) to the notification: the
+    # `for:`, never less, at most the `for:` and the pipeline.
+    for name in ("NodeHeadLagging", "NodeHeadStalled"):
+        held, fired = measured[f"alert_pending_s[{name}]"], measured[f"alert_fired_s[{name}]"]
+        assert held is not None and fired is not None, measured
+        assert FOR_S - GRID_S <= fired - held <= FOR_S + pipeline_s, (name, held, fired)
     for name in ROADMAP:
         assert f"alert_pending_s[{name}]" not in measured, measured
         assert f"alert_fired_s[{name}]" not in measured, measured

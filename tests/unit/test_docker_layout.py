@@ -15,15 +15,15 @@ from harness.stack.model import StackSpec
 
 def test_every_node_gets_a_fixed_address_so_haproxy_finds_it_after_a_restart() -> None:
     spec = StackSpec(name="s", backend="docker", nodes=3, chain="one")
-    layout = plan_layout(spec, "s-abc", ipaddress.ip_network("10.213.7.0/24"))
+    layout = plan_layout(spec, "s-abc", ipaddress.ip_network("10.214.7.0/24"))
     assert [(s.name, s.role, s.address) for s in layout.slots] == [
-        ("chain-source", "source", "10.213.7.10"),
-        ("node-0", "primary", "10.213.7.11"),
-        ("node-1", "backup", "10.213.7.12"),
-        ("node-2", "backup", "10.213.7.13"),
-        ("haproxy", "balancer", "10.213.7.14"),
+        ("chain-source", "source", "10.214.7.10"),
+        ("node-0", "primary", "10.214.7.11"),
+        ("node-1", "backup", "10.214.7.12"),
+        ("node-2", "backup", "10.214.7.13"),
+        ("haproxy", "balancer", "10.214.7.14"),
     ]
-    assert layout.gateway == "10.213.7.1"
+    assert layout.gateway == "10.214.7.1"
     assert layout.network == "hx-s-abc"
 
 
@@ -37,7 +37,7 @@ def test_subnets_cover_the_pool_once_from_a_start_the_run_picks() -> None:
     tried = list(subnets("run-1"))
     assert len(tried) == len(set(tried)) == 256
     assert all(
-        n.prefixlen == 24 and n.subnet_of(ipaddress.ip_network("10.213.0.0/16")) for n in tried
+        n.prefixlen == 24 and n.subnet_of(ipaddress.ip_network("10.214.0.0/16")) for n in tried
     )
     assert list(subnets("run-1")) == tried  # the same run tries the same order
 

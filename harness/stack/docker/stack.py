@@ -49,6 +49,7 @@ from harness.images.bake import require_images
 from harness.images.recipes import stack_image
 from harness.jsonrpc import RpcClient, RpcFailure
 from harness.stack import haproxy
+from harness.stack.docker import netns
 from harness.stack.docker.events import EventWatcher
 from harness.stack.docker.layout import (
     BALANCER,
@@ -137,7 +138,15 @@ class PlannedDockerStack:
             stats_socket="",
             health_check=spec.health_check,
             block_time_s=spec.block_time_s,
-            components=planned_components(layout),
+            components=tuple(
+                replace(c, netns=netns.netns_name(spec.name, i), ifname=netns.CONTAINER_IFNAME)
+                if netns.can_name_namespaces()
+                else c
+                for i, c in enumerate(
+                    [c for c in planned_components(layout) if c.role in NODE_ROLES]
+                )
+            )
+            + tuple(c for c in planned_components(layout) if c.role not in NODE_ROLES),
             haproxy_policy=spec.policy,
             haproxy_template=str(haproxy.template_for(spec.policy, spec.haproxy_template)),
             chain=spec.chain,
@@ -173,6 +182,8 @@ class DockerStack:
         self._sync: PeerSync | None = None
         self._owner = ProcessIdentity.current()
         self._phase = "starting"
+        # node-N -> the name its container's network namespace gets (harness.stack.docker.netns)
+        self._netns = {f"node-{i}": netns.netns_name(spec.name, i) for i in range(spec.nodes)}
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -239,6 +250,8 @@ class DockerStack:
                 self._client.close()
                 self._client = None
         if self.dir.exists() and self._owns_dir():
+            for name in self._netns.values():
+                netns.detach(name)
             shutil.rmtree(self.dir, ignore_errors=True)
 
     def _owns_dir(self) -> bool:
@@ -324,7 +337,7 @@ class DockerStack:
                 if "overlap" in str(exc).lower():
                     continue
                 raise StackError(f"cannot create the stack's network: {exc}") from exc
-        raise StackError("every /24 of 10.213.0.0/16 is taken by other networks: remove some")
+        raise StackError("every /24 of 10.214.0.0/16 is taken by other networks: remove some")
 
     def _create(self, anvil_image: str, haproxy_image: str) -> None:
         spec = self.spec
@@ -370,6 +383,15 @@ class DockerStack:
             replace(c, port=ports.get(c.name, 0), container=self._containers.get(c.name))
             for c in planned_components(layout)
         ]
+        if netns.can_name_namespaces():  # the network faults' way into each node
+            components = [
+                replace(c, netns=self._netns[c.name], ifname=netns.CONTAINER_IFNAME)
+                if c.name in self._netns
+                else c
+                for c in components
+            ]
+            for name in self._netns:
+                self._attach_netns(name)
         for c in components:
             if c.role in (*NODE_ROLES, "source"):
                 self._wait_answering(c, deadline)
@@ -613,7 +635,22 @@ class DockerStack:
 
     # -- events ----------------------------------------------------------------------
 
+    def _attach_netns(self, component: str) -> None:
+        """Name the namespace of ``component``'s container (again, after a restart)."""
+        cid = self._containers.get(component)
+        if cid is None or self._client is None or component not in self._netns:
+            return
+        try:
+            pid = int(self._client.api.inspect_container(cid)["State"]["Pid"] or 0)
+        except Exception as exc:
+            log.warning("cannot find the namespace of %s: %s", component, exc)
+            return
+        if pid:
+            netns.attach(self._netns[component], pid)
+
     def _on_event(self, event: ProcessEvent) -> None:
+        if event.kind == "started" and self._phase == "ready" and netns.can_name_namespaces():
+            self._attach_netns(event.component)
         with self._lock:
             self._events.append(event)
             # A start or death changes the workload's pid: looked up again on next use.

@@ -52,21 +52,20 @@ def test_planned_components_name_their_containers_so_faults_act_on_containers() 
 @pytest.mark.parametrize(
     ("change", "field"),
     [
-        ({"isolation": "netns"}, "isolation"),
         ({"fault_proxy": True}, "fault_proxy"),
         ({"prometheus": True}, "prometheus"),
         ({"policy": "hardened"}, "policy"),
         ({"data_dir_size_mb": 64}, "data_dir_size_mb"),
     ],
 )
-def test_what_the_docker_backend_cannot_run_is_refused_naming_the_option(
+def test_what_the_docker_backend_cannot_run_is_refused_naming_the_option_and_the_way_out(
     change: dict[str, object], field: str
 ) -> None:
     spec = StackSpec(name="x", backend="docker", **change)  # type: ignore[arg-type]
     with pytest.raises(ConfigError) as caught:
         check_docker_spec(spec)
     assert caught.value.field == field
-    assert "--backend local" in caught.value.fix or "drop --isolation" in caught.value.fix
+    assert "--backend local" in caught.value.fix
 
 
 def test_a_docker_die_event_is_an_exit_with_its_status_on_the_monotonic_clock() -> None:
@@ -86,3 +85,7 @@ def test_a_docker_die_event_is_an_exit_with_its_status_on_the_monotonic_clock() 
 def test_docker_events_that_are_not_process_events_are_dropped() -> None:
     assert to_event({"Type": "container", "Action": "exec_start"}, 0) is None
     assert to_event({"Type": "network", "Action": "connect"}, 0) is None
+
+
+def test_netns_isolation_needs_nothing_on_docker_where_every_container_has_a_namespace() -> None:
+    check_docker_spec(StackSpec(name="x", backend="docker", isolation="netns"))

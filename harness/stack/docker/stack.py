@@ -45,7 +45,7 @@ from harness.chain import (
 )
 from harness.engine.client import connect
 from harness.engine.labels import LABEL_COMPONENT, LABEL_OWNER, LABEL_RUN, LABEL_STACK, owner_label
-from harness.errors import ConfigError, StackError
+from harness.errors import BackendUnsupported, ConfigError, StackError
 from harness.images.bake import require_images
 from harness.images.recipes import stack_image
 from harness.jsonrpc import RpcClient, RpcFailure
@@ -90,10 +90,10 @@ CHAIN_LOG = "chain.jsonl"
 
 
 def check_docker_spec(spec: StackSpec) -> None:
-    """`ConfigError` for what the docker backend does not (yet) run, naming the way out."""
+    """`BackendUnsupported` for what the docker backend does not (yet) run, naming the way
+    out. ``isolation="netns"`` needs nothing: every container has a namespace of its own,
+    named for the network faults (`harness.stack.docker.netns`)."""
     refused = {
-        "isolation": (spec.isolation != "loopback", "containers have network namespaces of "
-                      "their own already: drop --isolation"),
         "data_dir_size_mb": (spec.data_dir_size_mb is not None, "not on the docker backend; "
                              "use --backend local"),
         "fault_proxy": (spec.fault_proxy, "not on the docker backend; use --backend local"),
@@ -110,7 +110,7 @@ def check_docker_spec(spec: StackSpec) -> None:
     for field, (bad, fix) in refused.items():
         if bad:
             value = getattr(spec, "node_kind" if field == "node" else field)
-            raise ConfigError(field, value, fix)
+            raise BackendUnsupported(field, value, fix)
 
 
 def _workload_pid(init_pid: int) -> int | None:

@@ -89,3 +89,15 @@ def test_docker_events_that_are_not_process_events_are_dropped() -> None:
 
 def test_netns_isolation_needs_nothing_on_docker_where_every_container_has_a_namespace() -> None:
     check_docker_spec(StackSpec(name="x", backend="docker", isolation="netns"))
+
+
+def test_a_planned_one_chain_docker_stack_has_what_the_chain_faults_check() -> None:
+    from harness.faults import make_fault
+    from harness.stack.docker.stack import PlannedDockerStack
+
+    planned = PlannedDockerStack(StackSpec(name="c", backend="docker", chain="one"))
+    state = planned.state()
+    assert state.replicator_url and state.chain_source_url
+    assert [c.name for c in state.components][-2:] == ["replicator", "haproxy"]
+    fault = make_fault("peer_partition", planned, "primary")
+    assert [t.name for t in fault.preflight(state)] == ["node-0"]

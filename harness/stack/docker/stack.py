@@ -129,6 +129,25 @@ class PlannedDockerStack:
     def __init__(self, spec: StackSpec) -> None:
         check_docker_spec(spec)
         layout = plan_layout(spec, "planned", next(subnets("planned")))
+        components = list(planned_components(layout))
+        if netns.can_name_namespaces():
+            names = {f"node-{i}": netns.netns_name(spec.name, i) for i in range(spec.nodes)}
+            components = [
+                replace(c, netns=names[c.name], ifname=netns.CONTAINER_IFNAME)
+                if c.name in names
+                else c
+                for c in components
+            ]
+        chain: dict[str, Any] = {"chain": spec.chain}
+        if spec.chain == "one":  # what the chain faults check: a replicator, its URL
+            components.insert(
+                -1, ComponentState(REPLICATOR, REPLICATOR, "replicator", None, LOOPBACK, 0)
+            )
+            chain.update(
+                chain_source_url=f"http://{LOOPBACK}:0/",
+                replicator_url=f"http://{LOOPBACK}:0/",
+                chain_log=None,
+            )
         self._state = StackState(
             name=spec.name,
             backend="planned",
@@ -139,18 +158,10 @@ class PlannedDockerStack:
             stats_socket="",
             health_check=spec.health_check,
             block_time_s=spec.block_time_s,
-            components=tuple(
-                replace(c, netns=netns.netns_name(spec.name, i), ifname=netns.CONTAINER_IFNAME)
-                if netns.can_name_namespaces()
-                else c
-                for i, c in enumerate(
-                    [c for c in planned_components(layout) if c.role in NODE_ROLES]
-                )
-            )
-            + tuple(c for c in planned_components(layout) if c.role not in NODE_ROLES),
+            components=tuple(components),
             haproxy_policy=spec.policy,
             haproxy_template=str(haproxy.template_for(spec.policy, spec.haproxy_template)),
-            chain=spec.chain,
+            **chain,
         )
 
     def state(self) -> StackState:

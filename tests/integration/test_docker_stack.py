@@ -100,6 +100,18 @@ def test_a_frontend_port_in_use_is_refused_before_any_container_starts(docker: A
         assert {c.id for c in docker.containers.list(all=True)} == before
 
 
+def test_a_haproxy_template_haproxy_rejects_fails_before_any_container_starts(
+    docker: Any, tmp_path: Path
+) -> None:
+    template = tmp_path / "bad.cfg.j2"
+    template.write_text("global\n    no-such-keyword 1\n")
+    before = {c.id for c in docker.containers.list(all=True)}
+    with pytest.raises(ConfigError, match="HAProxy rejects it"):
+        DockerStack(_spec("dk-badcfg", haproxy_template=template)).start()
+    assert {c.id for c in docker.containers.list(all=True)} == before
+    assert docker.networks.list(filters={"label": "io.harness.stack=dk-badcfg"}) == []
+
+
 def test_no_daemon_is_one_line_and_exit_2_naming_how_to_start_one(tmp_path: Path) -> None:
     env = {**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/no-daemon.sock"}
     proc = subprocess.run(

@@ -359,6 +359,12 @@ class DockerStack:
         self._watcher = EventWatcher(self.run_id, self._on_event).__enter__()
         layout = plan_layout(spec, self.run_id, self._network())
         self._layout = layout
+        # The addresses are known now: a config HAProxy rejects fails before any container.
+        template = haproxy.template_for(spec.policy, spec.haproxy_template)
+        config_dir, run_dir = self.dir / "haproxy", self.dir / "haproxy-run"
+        config_dir.mkdir(exist_ok=True)
+        run_dir.mkdir(exist_ok=True)
+        self._render_haproxy(layout, template, config_dir)
         deadline = time.monotonic() + spec.ready_timeout_s
         one_chain = spec.chain == "one"
         genesis = genesis_timestamp()
@@ -432,11 +438,6 @@ class DockerStack:
                 ),
             )
         frontend_port = spec.frontend_port or 0
-        template = haproxy.template_for(spec.policy, spec.haproxy_template)
-        config_dir, run_dir = self.dir / "haproxy", self.dir / "haproxy-run"
-        config_dir.mkdir(exist_ok=True)
-        run_dir.mkdir(exist_ok=True)
-        self._render_haproxy(layout, template, config_dir)
         self._state = StackState(
             name=spec.name,
             backend=self.backend,

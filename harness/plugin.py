@@ -122,15 +122,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         policies = ["custom"]
     else:
         policies = [chosen] if chosen else list(POLICY_NAMES)
-    if config.getoption("harness_backend") == "docker" and not chosen:
-        # Said per test, not refused for the session: the roadmap's variants still run.
-        skip = pytest.mark.skip(
-            reason="the docker backend does not run the hardened policy's lag agent yet; "
-            "its variant runs on --stack-backend local"
-        )
-        params = [pytest.param(p, marks=skip) if p == "hardened" else p for p in policies]
-        metafunc.parametrize("haproxy_policy", params, scope="session")
-        return
     metafunc.parametrize("haproxy_policy", policies, scope="session")
 
 

@@ -54,7 +54,6 @@ def test_planned_components_name_their_containers_so_faults_act_on_containers() 
     [
         ({"fault_proxy": True}, "fault_proxy"),
         ({"prometheus": True}, "prometheus"),
-        ({"policy": "hardened"}, "policy"),
         ({"data_dir_size_mb": 64}, "data_dir_size_mb"),
     ],
 )

@@ -21,6 +21,7 @@ import json
 import logging
 import secrets
 import shutil
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -49,10 +50,11 @@ from harness.errors import BackendUnsupported, ConfigError, StackError
 from harness.images.bake import require_images
 from harness.images.recipes import stack_image
 from harness.jsonrpc import RpcClient, RpcFailure
-from harness.stack import haproxy
+from harness.stack import agent, haproxy
 from harness.stack.docker import netns
 from harness.stack.docker.events import EventWatcher
 from harness.stack.docker.layout import (
+    AGENT,
     BALANCER,
     FRONTEND_PORT,
     NODE_PORT,
@@ -101,9 +103,6 @@ def check_docker_spec(spec: StackSpec) -> None:
                       "has a Toxiproxy per node for users who can pull its image); use "
                       "--backend local"),
         "prometheus": (spec.prometheus, "not on the docker backend; use --backend local"),
-        "policy": (spec.policy != "roadmap" and spec.haproxy_template is None,
-                   "the hardened policy's lag agent runs on the host, which the docker "
-                   "backend does not do yet; use --haproxy-policy roadmap or --backend local"),
         "node": (spec.node_kind != "anvil", "the docker backend runs baked anvil images only "
                  "(compose.test.yml runs Erigon for users who can pull it); use --node anvil"),
     }  # fmt: skip
@@ -196,6 +195,8 @@ class DockerStack:
         self._phase = "starting"
         # node-N -> the name its container's network namespace gets (harness.stack.docker.netns)
         self._netns = {f"node-{i}": netns.netns_name(spec.name, i) for i in range(spec.nodes)}
+        self._agent_ports: dict[str, int] = {}  # hardened policy: node -> lag agent's port
+        self._agent_status_port = 0
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -364,6 +365,9 @@ class DockerStack:
         config_dir, run_dir = self.dir / "haproxy", self.dir / "haproxy-run"
         config_dir.mkdir(exist_ok=True)
         run_dir.mkdir(exist_ok=True)
+        if spec.policy == "hardened":  # the lag agent: a host port per node, one of its own
+            self._agent_ports = {s.name: _free_port() for s in layout.nodes}
+            self._agent_status_port = _free_port()
         self._render_haproxy(layout, template, config_dir)
         deadline = time.monotonic() + spec.ready_timeout_s
         one_chain = spec.chain == "one"
@@ -437,6 +441,11 @@ class DockerStack:
                     REPLICATOR, REPLICATOR, "replicator", None, LOOPBACK, replicator_port
                 ),
             )
+        if self._agent_ports:
+            components = [replace(c, agent_port=self._agent_ports.get(c.name)) for c in components]
+            components.insert(
+                -1, ComponentState(AGENT, AGENT, "agent", None, LOOPBACK, self._agent_status_port)
+            )
         frontend_port = spec.frontend_port or 0
         self._state = StackState(
             name=spec.name,
@@ -455,6 +464,8 @@ class DockerStack:
         )
         if one_chain:
             self._launch_replicator(deadline)
+        if self._agent_ports:
+            self._launch_agent(layout, deadline)
         published = self._run(
             layout.slot(BALANCER), haproxy_image, [],
             binds={
@@ -477,7 +488,15 @@ class DockerStack:
     def _render_haproxy(self, layout: DockerLayout, template: Path, config_dir: Path) -> None:
         """The local stack's template, with the containers' addresses as servers."""
         servers = [
-            haproxy.ServerEntry(s.name, s.address, NODE_PORT, backup=s.role == "backup")
+            haproxy.ServerEntry(
+                s.name,
+                s.address,
+                NODE_PORT,
+                backup=s.role == "backup",
+                agent_port=self._agent_ports.get(s.name),
+                # HAProxy, in its container, reaches the host's agent on the network's gateway.
+                agent_host=layout.gateway if self._agent_ports else None,
+            )
             for s in layout.nodes
         ]
         source = next((s for s in layout.slots if s.role == "source"), None)
@@ -568,11 +587,10 @@ class DockerStack:
             control_port=state.component(REPLICATOR).port,
             log_path=Path(state.chain_log),
         )
-        self._supervisor = Supervisor(self.dir / "logs", on_event=self._on_host_event)
-        self._supervisor.add(REPLICATOR, replicator_command(config), self.spec.restart)
+        self._host_processes().add(REPLICATOR, replicator_command(config), self.spec.restart)
         assert state.replicator_url is not None
         client = ReplicatorClient(state.replicator_url)
-        supervisor = self._supervisor
+        supervisor = self._host_processes()
         while time.monotonic() < deadline:
             if any(e.component == REPLICATOR and e.kind == "exited" for e in supervisor.events):
                 break
@@ -588,6 +606,41 @@ class DockerStack:
         raise StackError(
             f"the chain replicator did not come up; its log says: {self._host_log(REPLICATOR)}"
         )
+
+    def _host_processes(self) -> Supervisor:
+        """The supervisor of the stack's host processes (replicator, lag agent)."""
+        if self._supervisor is None:
+            self._supervisor = Supervisor(self.dir / "logs", on_event=self._on_host_event)
+        return self._supervisor
+
+    def _launch_agent(self, layout: DockerLayout, deadline: float) -> None:
+        """The lag agent on the host, answering HAProxy's agent checks on the network's
+        gateway address and polling each node where HAProxy reaches it (its container)."""
+        nodes = [
+            agent.AgentNode(
+                s.name, f"http://{s.address}:{NODE_PORT}/", self._agent_ports[s.name],
+                listen_host=layout.gateway,
+            )
+            for s in layout.nodes
+        ]  # fmt: skip
+        policy = agent.AgentPolicy(max_lag_blocks=self.spec.agent_max_lag_blocks)
+        supervisor = self._host_processes()
+        supervisor.add(
+            AGENT, agent.command(nodes, self._agent_status_port, policy), self.spec.restart
+        )
+        # It listens only once it has polled every node, so one line read means ready.
+        while time.monotonic() < deadline:
+            if any(e.component == AGENT and e.kind == "exited" for e in supervisor.events):
+                break
+            try:
+                address = (LOOPBACK, self._agent_status_port)
+                with socket.create_connection(address, timeout=0.5) as sock:
+                    if sock.makefile("rb").readline().endswith(b"\n"):
+                        return
+            except OSError:
+                pass
+            time.sleep(0.02)
+        raise StackError(f"the lag agent did not come up; its log says: {self._host_log(AGENT)}")
 
     def _wait_answering(self, c: ComponentState, deadline: float) -> None:
         with RpcClient(c.url, timeout_s=1.0) as client:
@@ -617,8 +670,13 @@ class DockerStack:
                 servers = api.servers()
                 down = [
                     f"{s.server}={s.status}/{s.check_status or 'unchecked'}"
+                    + (f"/agent {s.agent_status} {s.last_agent}" if s.agent_status else "")
                     for s in servers
-                    if not (s.up and s.check_status.startswith("L7OK"))
+                    if not (
+                        s.up
+                        and s.check_status.startswith("L7OK")
+                        and s.agent_status.lstrip("* ") in ("", "L7OK")
+                    )
                 ]
                 if servers and not down:
                     with RpcClient(self._state.frontend_url, timeout_s=1.0) as client:

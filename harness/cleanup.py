@@ -16,4 +16,6 @@ from harness.stack.state import reap_stale_stacks
 
 def cleanup_leftovers() -> list[str]:
     """Revert and remove everything left by processes that no longer exist; say what."""
-    return replay_open_records() + reap_stale_stacks() + reap_stale_containers()
+    # Containers before stack dirs: a dir's removal deletes the namespace names that point
+    # into its containers.
+    return replay_open_records() + reap_stale_containers() + reap_stale_stacks()

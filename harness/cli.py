@@ -974,6 +974,31 @@ def doctor(as_json: bool) -> None:
         )
     console.print(table)
     console.print(toxiproxy_status())
+    console.print(docker_status())
+
+
+def docker_status() -> str:
+    """Whether the docker backend can run here: a daemon answering, the baked images."""
+    from harness.engine import connect, docker_missing_reason
+    from harness.images.recipes import STACK_IMAGES, stack_image
+
+    why = docker_missing_reason()
+    if why is not None:
+        return f"Docker: the docker backend cannot run: {why}"
+    client = connect()
+    try:
+        missing = []
+        for name in STACK_IMAGES:
+            try:
+                client.images.get(stack_image(name))
+            except Exception:
+                missing.append(name)
+    finally:
+        client.close()
+    if missing:
+        names = " ".join(missing)
+        return f"Docker: daemon answers; bake the images with `harness images bake {names}`"
+    return "Docker: daemon answers and the images are baked: --backend docker runs"
 
 
 def toxiproxy_status() -> str:

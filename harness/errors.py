@@ -26,6 +26,10 @@ class ConfigError(HarnessError):
         super().__init__(f"{field}={value!r}: {fix}")
 
 
+class BackendUnsupported(ConfigError):
+    """The chosen stack backend cannot run what the spec asks for (a scenario skips)."""
+
+
 class MissingBinaryError(ConfigError):
     """A program the harness needs is not installed."""
 

@@ -25,7 +25,7 @@ from types import FrameType
 import pytest
 
 from harness.cleanup import cleanup_leftovers
-from harness.errors import ConfigError, HarnessError
+from harness.errors import BackendUnsupported, ConfigError, HarnessError
 from harness.experiment import ExperimentSpec, RunResult
 from harness.experiment import run as run_experiment
 from harness.faults import Fault, FaultUnavailable, make_fault
@@ -134,15 +134,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         policies = ["custom"]
     else:
         policies = [chosen] if chosen else list(POLICY_NAMES)
-    if config.getoption("harness_backend") == "docker" and not chosen:
-        # Said per test, not refused for the session: the roadmap's variants still run.
-        skip = pytest.mark.skip(
-            reason="the docker backend does not run the hardened policy's lag agent yet; "
-            "its variant runs on --stack-backend local"
-        )
-        params = [pytest.param(p, marks=skip) if p == "hardened" else p for p in policies]
-        metafunc.parametrize("haproxy_policy", params, scope="session")
-        return
     metafunc.parametrize("haproxy_policy", policies, scope="session")
 
 
@@ -348,6 +339,8 @@ def chaos_run(
             result = run_experiment(spec, reports_dir)
         except FaultUnavailable as exc:  # checked before any stack starts
             pytest.skip(f"this host cannot run the scenario's fault: {exc}")
+        except BackendUnsupported as exc:  # also before any stack starts
+            pytest.skip(f"the {spec.stack.backend} backend cannot run this scenario: {exc}")
         if result.inconclusive:
             # The machine, not the stack, broke the SLOs: measure again, once. A stack
             # that breaks them by itself breaks them again; the first run stays on record.

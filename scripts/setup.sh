@@ -11,7 +11,10 @@ ANVIL_VERSION=1.7.1
 # processes with its own configs and ports, never the services the packages install.
 DEBIAN_PACKAGES=(haproxy nftables stress-ng wrk iproute2 procps psmisc chromium
   prometheus prometheus-alertmanager prometheus-node-exporter prometheus-blackbox-exporter
-  prometheus-pushgateway)
+  prometheus-pushgateway
+  # The docker backend (issue 17): the engine, and compose v1 to validate compose.test.yml.
+  # The harness starts its own daemon (scripts/dockerd.sh), never the package's service.
+  docker.io docker-compose)
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -39,9 +39,10 @@ def docker_host() -> str:
     return f"unix://{DEFAULT_SOCKETS[0]}"
 
 
-def connect(timeout_s: float = 10.0) -> Any:
-    """A `docker.DockerClient` that has answered a ping; `DockerUnavailable` otherwise."""
-    host = docker_host()
+def connect(timeout_s: float = 10.0, host: str | None = None) -> Any:
+    """A `docker.DockerClient` (of ``host``, else `docker_host`) that has answered a ping;
+    `DockerUnavailable` otherwise."""
+    host = host or docker_host()
     try:
         import docker
         import docker.errors

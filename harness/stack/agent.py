@@ -144,6 +144,9 @@ class AgentNode:
     name: str
     url: str
     agent_port: int
+    # Where HAProxy reaches the agent: loopback, or (the docker backend) the address of the
+    # host on the containers' network, where a containerised HAProxy can reach it.
+    listen_host: str = LOOPBACK
 
 
 def command(
@@ -155,6 +158,11 @@ def command(
     argv += ["--max-silence-ms", str(policy.max_silence_ms)]
     argv += ["--poll-interval-ms", str(policy.poll_interval_ms)]
     argv += ["--poll-timeout-ms", str(policy.poll_timeout_ms)]
+    hosts = {node.listen_host for node in nodes}
+    if len(hosts) > 1:
+        raise ConfigError("agent listen host", sorted(hosts), "one host for every node")
+    if hosts != {LOOPBACK}:
+        argv += ["--listen", hosts.pop()]
     for node in nodes:
         argv += ["--node", node.name, node.url, str(node.agent_port)]
     return argv
@@ -196,7 +204,9 @@ class LagAgent:
             await asyncio.gather(*(self._poll_once(n.name, clients[n.name]) for n in self.nodes))
             for node in self.nodes:
                 servers.append(
-                    await asyncio.start_server(self._answerer(node.name), LOOPBACK, node.agent_port)
+                    await asyncio.start_server(
+                        self._answerer(node.name), node.listen_host, node.agent_port
+                    )
                 )
             servers.append(await asyncio.start_server(self._status, LOOPBACK, self.status_port))
             log.info(
@@ -256,6 +266,7 @@ async def _reply(writer: asyncio.StreamWriter, line: str) -> None:
 def parse_args(argv: Sequence[str]) -> tuple[list[AgentNode], int, AgentPolicy]:
     parser = argparse.ArgumentParser(prog="python -m harness.stack.agent_main")
     parser.add_argument("--status-port", type=int, required=True)
+    parser.add_argument("--listen", default=LOOPBACK, help="where the agent ports listen")
     parser.add_argument(
         "--node", nargs=3, action="append", required=True, metavar=("NAME", "URL", "PORT")
     )
@@ -269,7 +280,7 @@ def parse_args(argv: Sequence[str]) -> tuple[list[AgentNode], int, AgentPolicy]:
     for name, url, port in args.node:
         if not port.isdigit() or not 1 <= int(port) <= 65535:
             raise ConfigError("--node", f"{name} {url} {port}", "PORT must be 1-65535")
-        nodes.append(AgentNode(name, url, int(port)))
+        nodes.append(AgentNode(name, url, int(port), args.listen))
     policy = AgentPolicy(
         args.max_lag_blocks, args.max_silence_ms, args.poll_interval_ms, args.poll_timeout_ms
     )

@@ -37,6 +37,7 @@ class ServerEntry:
     port: int
     backup: bool
     agent_port: int | None = None  # where the lag agent answers for this server, if it runs
+    agent_host: str | None = None  # ... on this address (None: loopback)
 
 
 def template_for(policy: str, template: Path | None = None) -> Path:

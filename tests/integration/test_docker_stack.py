@@ -20,7 +20,7 @@ import pytest
 
 from harness.engine import LABEL_RUN, connect, docker_missing_reason
 from harness.errors import ConfigError
-from harness.faults import Pause, Stop, replay_open_records
+from harness.faults import Partition, Pause, Stop, replay_open_records
 from harness.images import bake_all
 from harness.jsonrpc import RpcClient, RpcFailure
 from harness.stack.docker.stack import DockerStack
@@ -98,6 +98,18 @@ def test_a_frontend_port_in_use_is_refused_before_any_container_starts(docker: A
         with pytest.raises(ConfigError, match="already in use"):
             DockerStack(_spec("dk-port", frontend_port=port)).start()
         assert {c.id for c in docker.containers.list(all=True)} == before
+
+
+def test_a_haproxy_template_haproxy_rejects_fails_before_any_container_starts(
+    docker: Any, tmp_path: Path
+) -> None:
+    template = tmp_path / "bad.cfg.j2"
+    template.write_text("global\n    no-such-keyword 1\n")
+    before = {c.id for c in docker.containers.list(all=True)}
+    with pytest.raises(ConfigError, match="HAProxy rejects it"):
+        DockerStack(_spec("dk-badcfg", haproxy_template=template)).start()
+    assert {c.id for c in docker.containers.list(all=True)} == before
+    assert docker.networks.list(filters={"label": "io.harness.stack=dk-badcfg"}) == []
 
 
 def test_no_daemon_is_one_line_and_exit_2_naming_how_to_start_one(tmp_path: Path) -> None:
@@ -195,3 +207,19 @@ def test_what_a_killed_stack_up_leaves_in_docker_is_removed_by_cleanup(docker: A
     assert cleanup.returncode == 0, cleanup.stderr
     assert "container hx-dk-orphan" in cleanup.stdout
     assert _ours(docker, run_label) == []
+
+
+@pytest.mark.chaos
+@pytest.mark.skipif(os.geteuid() != 0, reason="naming a container's namespace needs root")
+def test_a_partition_inside_a_node_container_cuts_it_off_and_is_gone_after(docker: Any) -> None:
+    with DockerStack(_spec("dk-net")) as stack:
+        node = stack.state().component("node-0")
+        assert node.netns == "hx-dk-net-0" and node.ifname == "eth0"
+        with RpcClient(node.url, timeout_s=0.5) as client:
+            with Partition(stack, "primary") as fault:
+                assert fault.mechanism == "nftables"
+                with pytest.raises(RpcFailure):
+                    client.block_number()
+            client.close()
+            assert client.block_number() >= 0
+    assert not Path("/run/netns/hx-dk-net-0").exists()

@@ -15,15 +15,15 @@ from harness.stack.model import StackSpec
 
 def test_every_node_gets_a_fixed_address_so_haproxy_finds_it_after_a_restart() -> None:
     spec = StackSpec(name="s", backend="docker", nodes=3, chain="one")
-    layout = plan_layout(spec, "s-abc", ipaddress.ip_network("10.213.7.0/24"))
+    layout = plan_layout(spec, "s-abc", ipaddress.ip_network("10.214.7.0/24"))
     assert [(s.name, s.role, s.address) for s in layout.slots] == [
-        ("chain-source", "source", "10.213.7.10"),
-        ("node-0", "primary", "10.213.7.11"),
-        ("node-1", "backup", "10.213.7.12"),
-        ("node-2", "backup", "10.213.7.13"),
-        ("haproxy", "balancer", "10.213.7.14"),
+        ("chain-source", "source", "10.214.7.10"),
+        ("node-0", "primary", "10.214.7.11"),
+        ("node-1", "backup", "10.214.7.12"),
+        ("node-2", "backup", "10.214.7.13"),
+        ("haproxy", "balancer", "10.214.7.14"),
     ]
-    assert layout.gateway == "10.213.7.1"
+    assert layout.gateway == "10.214.7.1"
     assert layout.network == "hx-s-abc"
 
 
@@ -37,7 +37,7 @@ def test_subnets_cover_the_pool_once_from_a_start_the_run_picks() -> None:
     tried = list(subnets("run-1"))
     assert len(tried) == len(set(tried)) == 256
     assert all(
-        n.prefixlen == 24 and n.subnet_of(ipaddress.ip_network("10.213.0.0/16")) for n in tried
+        n.prefixlen == 24 and n.subnet_of(ipaddress.ip_network("10.214.0.0/16")) for n in tried
     )
     assert list(subnets("run-1")) == tried  # the same run tries the same order
 
@@ -52,21 +52,19 @@ def test_planned_components_name_their_containers_so_faults_act_on_containers() 
 @pytest.mark.parametrize(
     ("change", "field"),
     [
-        ({"isolation": "netns"}, "isolation"),
         ({"fault_proxy": True}, "fault_proxy"),
         ({"prometheus": True}, "prometheus"),
-        ({"policy": "hardened"}, "policy"),
         ({"data_dir_size_mb": 64}, "data_dir_size_mb"),
     ],
 )
-def test_what_the_docker_backend_cannot_run_is_refused_naming_the_option(
+def test_what_the_docker_backend_cannot_run_is_refused_naming_the_option_and_the_way_out(
     change: dict[str, object], field: str
 ) -> None:
     spec = StackSpec(name="x", backend="docker", **change)  # type: ignore[arg-type]
     with pytest.raises(ConfigError) as caught:
         check_docker_spec(spec)
     assert caught.value.field == field
-    assert "--backend local" in caught.value.fix or "drop --isolation" in caught.value.fix
+    assert "--backend local" in caught.value.fix
 
 
 def test_a_docker_die_event_is_an_exit_with_its_status_on_the_monotonic_clock() -> None:
@@ -86,3 +84,19 @@ def test_a_docker_die_event_is_an_exit_with_its_status_on_the_monotonic_clock() 
 def test_docker_events_that_are_not_process_events_are_dropped() -> None:
     assert to_event({"Type": "container", "Action": "exec_start"}, 0) is None
     assert to_event({"Type": "network", "Action": "connect"}, 0) is None
+
+
+def test_netns_isolation_needs_nothing_on_docker_where_every_container_has_a_namespace() -> None:
+    check_docker_spec(StackSpec(name="x", backend="docker", isolation="netns"))
+
+
+def test_a_planned_one_chain_docker_stack_has_what_the_chain_faults_check() -> None:
+    from harness.faults import make_fault
+    from harness.stack.docker.stack import PlannedDockerStack
+
+    planned = PlannedDockerStack(StackSpec(name="c", backend="docker", chain="one"))
+    state = planned.state()
+    assert state.replicator_url and state.chain_source_url
+    assert [c.name for c in state.components][-2:] == ["replicator", "haproxy"]
+    fault = make_fault("peer_partition", planned, "primary")
+    assert [t.name for t in fault.preflight(state)] == ["node-0"]

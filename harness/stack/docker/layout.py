@@ -20,8 +20,11 @@ STATS_PORT = 8404
 BALANCER = "haproxy"
 SOURCE = "chain-source"
 REPLICATOR = "replicator"
-#: Subnets tried for a stack's network: 10.213.0.0/16 cut in /24s, from a per-run start.
-SUBNET_POOL = ipaddress.ip_network("10.213.0.0/16")
+AGENT = "lag-agent"
+#: Subnets tried for a stack's network: 10.214.0.0/16 cut in /24s, from a per-run start
+#: (10.213.0.0/16 is the local stack's, for --isolation netns: its routes are not Docker's
+#: to see, so the two pools must not meet).
+SUBNET_POOL = ipaddress.ip_network("10.214.0.0/16")
 FIRST_HOST = 10
 
 

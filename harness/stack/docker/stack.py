@@ -21,8 +21,10 @@ import json
 import logging
 import secrets
 import shutil
+import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -44,13 +46,15 @@ from harness.chain import (
 )
 from harness.engine.client import connect
 from harness.engine.labels import LABEL_COMPONENT, LABEL_OWNER, LABEL_RUN, LABEL_STACK, owner_label
-from harness.errors import ConfigError, StackError
+from harness.errors import BackendUnsupported, ConfigError, StackError
 from harness.images.bake import require_images
 from harness.images.recipes import stack_image
 from harness.jsonrpc import RpcClient, RpcFailure
-from harness.stack import haproxy
+from harness.stack import agent, haproxy
+from harness.stack.docker import netns
 from harness.stack.docker.events import EventWatcher
 from harness.stack.docker.layout import (
+    AGENT,
     BALANCER,
     FRONTEND_PORT,
     NODE_PORT,
@@ -88,10 +92,10 @@ CHAIN_LOG = "chain.jsonl"
 
 
 def check_docker_spec(spec: StackSpec) -> None:
-    """`ConfigError` for what the docker backend does not (yet) run, naming the way out."""
+    """`BackendUnsupported` for what the docker backend does not (yet) run, naming the way
+    out. ``isolation="netns"`` needs nothing: every container has a namespace of its own,
+    named for the network faults (`harness.stack.docker.netns`)."""
     refused = {
-        "isolation": (spec.isolation != "loopback", "containers have network namespaces of "
-                      "their own already: drop --isolation"),
         "data_dir_size_mb": (spec.data_dir_size_mb is not None, "not on the docker backend; "
                              "use --backend local"),
         "fault_proxy": (spec.fault_proxy, "not on the docker backend; use --backend local"),
@@ -99,16 +103,13 @@ def check_docker_spec(spec: StackSpec) -> None:
                       "has a Toxiproxy per node for users who can pull its image); use "
                       "--backend local"),
         "prometheus": (spec.prometheus, "not on the docker backend; use --backend local"),
-        "policy": (spec.policy != "roadmap" and spec.haproxy_template is None,
-                   "the hardened policy's lag agent runs on the host, which the docker "
-                   "backend does not do yet; use --haproxy-policy roadmap or --backend local"),
         "node": (spec.node_kind != "anvil", "the docker backend runs baked anvil images only "
                  "(compose.test.yml runs Erigon for users who can pull it); use --node anvil"),
     }  # fmt: skip
     for field, (bad, fix) in refused.items():
         if bad:
             value = getattr(spec, "node_kind" if field == "node" else field)
-            raise ConfigError(field, value, fix)
+            raise BackendUnsupported(field, value, fix)
 
 
 def _workload_pid(init_pid: int) -> int | None:
@@ -127,6 +128,25 @@ class PlannedDockerStack:
     def __init__(self, spec: StackSpec) -> None:
         check_docker_spec(spec)
         layout = plan_layout(spec, "planned", next(subnets("planned")))
+        components = list(planned_components(layout))
+        if netns.can_name_namespaces():
+            names = {f"node-{i}": netns.netns_name(spec.name, i) for i in range(spec.nodes)}
+            components = [
+                replace(c, netns=names[c.name], ifname=netns.CONTAINER_IFNAME)
+                if c.name in names
+                else c
+                for c in components
+            ]
+        chain: dict[str, Any] = {"chain": spec.chain}
+        if spec.chain == "one":  # what the chain faults check: a replicator, its URL
+            components.insert(
+                -1, ComponentState(REPLICATOR, REPLICATOR, "replicator", None, LOOPBACK, 0)
+            )
+            chain.update(
+                chain_source_url=f"http://{LOOPBACK}:0/",
+                replicator_url=f"http://{LOOPBACK}:0/",
+                chain_log=None,
+            )
         self._state = StackState(
             name=spec.name,
             backend="planned",
@@ -137,10 +157,10 @@ class PlannedDockerStack:
             stats_socket="",
             health_check=spec.health_check,
             block_time_s=spec.block_time_s,
-            components=planned_components(layout),
+            components=tuple(components),
             haproxy_policy=spec.policy,
             haproxy_template=str(haproxy.template_for(spec.policy, spec.haproxy_template)),
-            chain=spec.chain,
+            **chain,
         )
 
     def state(self) -> StackState:
@@ -173,6 +193,10 @@ class DockerStack:
         self._sync: PeerSync | None = None
         self._owner = ProcessIdentity.current()
         self._phase = "starting"
+        # node-N -> the name its container's network namespace gets (harness.stack.docker.netns)
+        self._netns = {f"node-{i}": netns.netns_name(spec.name, i) for i in range(spec.nodes)}
+        self._agent_ports: dict[str, int] = {}  # hardened policy: node -> lag agent's port
+        self._agent_status_port = 0
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -239,6 +263,8 @@ class DockerStack:
                 self._client.close()
                 self._client = None
         if self.dir.exists() and self._owns_dir():
+            for name in self._netns.values():
+                netns.detach(name)
             shutil.rmtree(self.dir, ignore_errors=True)
 
     def _owns_dir(self) -> bool:
@@ -324,7 +350,7 @@ class DockerStack:
                 if "overlap" in str(exc).lower():
                     continue
                 raise StackError(f"cannot create the stack's network: {exc}") from exc
-        raise StackError("every /24 of 10.213.0.0/16 is taken by other networks: remove some")
+        raise StackError("every /24 of 10.214.0.0/16 is taken by other networks: remove some")
 
     def _create(self, anvil_image: str, haproxy_image: str) -> None:
         spec = self.spec
@@ -334,12 +360,21 @@ class DockerStack:
         self._watcher = EventWatcher(self.run_id, self._on_event).__enter__()
         layout = plan_layout(spec, self.run_id, self._network())
         self._layout = layout
+        # The addresses are known now: a config HAProxy rejects fails before any container.
+        template = haproxy.template_for(spec.policy, spec.haproxy_template)
+        config_dir, run_dir = self.dir / "haproxy", self.dir / "haproxy-run"
+        config_dir.mkdir(exist_ok=True)
+        run_dir.mkdir(exist_ok=True)
+        if spec.policy == "hardened":  # the lag agent: a host port per node, one of its own
+            self._agent_ports = {s.name: _free_port() for s in layout.nodes}
+            self._agent_status_port = _free_port()
+        self._render_haproxy(layout, template, config_dir)
         deadline = time.monotonic() + spec.ready_timeout_s
         one_chain = spec.chain == "one"
         genesis = genesis_timestamp()
         exe = "/usr/local/bin/anvil"
         state_path = IN_CONTAINER_DATA / "state.json"
-        ports: dict[str, int] = {}
+        commands: dict[str, list[str]] = {}
         for slot in layout.slots:
             if slot.role == "balancer":
                 continue
@@ -358,18 +393,35 @@ class DockerStack:
                     port=NODE_PORT, host="0.0.0.0", data_dir=IN_CONTAINER_DATA,
                     block_time_s=spec.block_time_s, extra_ports=(), extra_args=spec.node_args,
                 )  # fmt: skip
+            commands[slot.name] = argv[1:]  # the image's entrypoint is the binary
+        host_ports = {name: _free_port() for name in commands}  # before the threads: distinct
+
+        def start_node(name: str) -> int:
             volume = self._client.volumes.create(
-                f"hx-{self.run_id}-{slot.name}-data", labels=self._labels(slot.name)
+                f"hx-{self.run_id}-{name}-data", labels=self._labels(name)
             )
-            ports[slot.name] = self._run(
-                slot, anvil_image, argv[1:],
+            return self._run(
+                layout.slot(name), anvil_image, commands[name],
                 binds={volume.name: {"bind": str(IN_CONTAINER_DATA), "mode": "rw"}},
-                publish={NODE_PORT: _free_port()},
+                publish={NODE_PORT: host_ports[name]},
             )[NODE_PORT]  # fmt: skip
+
+        # Each container takes ~0.5 s of the daemon's time to create and start: all at once.
+        with ThreadPoolExecutor(max_workers=len(commands)) as pool:
+            ports = dict(zip(commands, pool.map(start_node, commands), strict=True))
         components = [
             replace(c, port=ports.get(c.name, 0), container=self._containers.get(c.name))
             for c in planned_components(layout)
         ]
+        if netns.can_name_namespaces():  # the network faults' way into each node
+            components = [
+                replace(c, netns=self._netns[c.name], ifname=netns.CONTAINER_IFNAME)
+                if c.name in self._netns
+                else c
+                for c in components
+            ]
+            for name in self._netns:
+                self._attach_netns(name)
         for c in components:
             if c.role in (*NODE_ROLES, "source"):
                 self._wait_answering(c, deadline)
@@ -389,12 +441,12 @@ class DockerStack:
                     REPLICATOR, REPLICATOR, "replicator", None, LOOPBACK, replicator_port
                 ),
             )
+        if self._agent_ports:
+            components = [replace(c, agent_port=self._agent_ports.get(c.name)) for c in components]
+            components.insert(
+                -1, ComponentState(AGENT, AGENT, "agent", None, LOOPBACK, self._agent_status_port)
+            )
         frontend_port = spec.frontend_port or 0
-        template = haproxy.template_for(spec.policy, spec.haproxy_template)
-        config_dir, run_dir = self.dir / "haproxy", self.dir / "haproxy-run"
-        config_dir.mkdir(exist_ok=True)
-        run_dir.mkdir(exist_ok=True)
-        self._render_haproxy(layout, template, config_dir)
         self._state = StackState(
             name=spec.name,
             backend=self.backend,
@@ -412,6 +464,8 @@ class DockerStack:
         )
         if one_chain:
             self._launch_replicator(deadline)
+        if self._agent_ports:
+            self._launch_agent(layout, deadline)
         published = self._run(
             layout.slot(BALANCER), haproxy_image, [],
             binds={
@@ -434,7 +488,15 @@ class DockerStack:
     def _render_haproxy(self, layout: DockerLayout, template: Path, config_dir: Path) -> None:
         """The local stack's template, with the containers' addresses as servers."""
         servers = [
-            haproxy.ServerEntry(s.name, s.address, NODE_PORT, backup=s.role == "backup")
+            haproxy.ServerEntry(
+                s.name,
+                s.address,
+                NODE_PORT,
+                backup=s.role == "backup",
+                agent_port=self._agent_ports.get(s.name),
+                # HAProxy, in its container, reaches the host's agent on the network's gateway.
+                agent_host=layout.gateway if self._agent_ports else None,
+            )
             for s in layout.nodes
         ]
         source = next((s for s in layout.slots if s.role == "source"), None)
@@ -525,11 +587,10 @@ class DockerStack:
             control_port=state.component(REPLICATOR).port,
             log_path=Path(state.chain_log),
         )
-        self._supervisor = Supervisor(self.dir / "logs", on_event=self._on_host_event)
-        self._supervisor.add(REPLICATOR, replicator_command(config), self.spec.restart)
+        self._host_processes().add(REPLICATOR, replicator_command(config), self.spec.restart)
         assert state.replicator_url is not None
         client = ReplicatorClient(state.replicator_url)
-        supervisor = self._supervisor
+        supervisor = self._host_processes()
         while time.monotonic() < deadline:
             if any(e.component == REPLICATOR and e.kind == "exited" for e in supervisor.events):
                 break
@@ -545,6 +606,41 @@ class DockerStack:
         raise StackError(
             f"the chain replicator did not come up; its log says: {self._host_log(REPLICATOR)}"
         )
+
+    def _host_processes(self) -> Supervisor:
+        """The supervisor of the stack's host processes (replicator, lag agent)."""
+        if self._supervisor is None:
+            self._supervisor = Supervisor(self.dir / "logs", on_event=self._on_host_event)
+        return self._supervisor
+
+    def _launch_agent(self, layout: DockerLayout, deadline: float) -> None:
+        """The lag agent on the host, answering HAProxy's agent checks on the network's
+        gateway address and polling each node where HAProxy reaches it (its container)."""
+        nodes = [
+            agent.AgentNode(
+                s.name, f"http://{s.address}:{NODE_PORT}/", self._agent_ports[s.name],
+                listen_host=layout.gateway,
+            )
+            for s in layout.nodes
+        ]  # fmt: skip
+        policy = agent.AgentPolicy(max_lag_blocks=self.spec.agent_max_lag_blocks)
+        supervisor = self._host_processes()
+        supervisor.add(
+            AGENT, agent.command(nodes, self._agent_status_port, policy), self.spec.restart
+        )
+        # It listens only once it has polled every node, so one line read means ready.
+        while time.monotonic() < deadline:
+            if any(e.component == AGENT and e.kind == "exited" for e in supervisor.events):
+                break
+            try:
+                address = (LOOPBACK, self._agent_status_port)
+                with socket.create_connection(address, timeout=0.5) as sock:
+                    if sock.makefile("rb").readline().endswith(b"\n"):
+                        return
+            except OSError:
+                pass
+            time.sleep(0.02)
+        raise StackError(f"the lag agent did not come up; its log says: {self._host_log(AGENT)}")
 
     def _wait_answering(self, c: ComponentState, deadline: float) -> None:
         with RpcClient(c.url, timeout_s=1.0) as client:
@@ -574,8 +670,13 @@ class DockerStack:
                 servers = api.servers()
                 down = [
                     f"{s.server}={s.status}/{s.check_status or 'unchecked'}"
+                    + (f"/agent {s.agent_status} {s.last_agent}" if s.agent_status else "")
                     for s in servers
-                    if not (s.up and s.check_status.startswith("L7OK"))
+                    if not (
+                        s.up
+                        and s.check_status.startswith("L7OK")
+                        and s.agent_status.lstrip("* ") in ("", "L7OK")
+                    )
                 ]
                 if servers and not down:
                     with RpcClient(self._state.frontend_url, timeout_s=1.0) as client:
@@ -613,7 +714,22 @@ class DockerStack:
 
     # -- events ----------------------------------------------------------------------
 
+    def _attach_netns(self, component: str) -> None:
+        """Name the namespace of ``component``'s container (again, after a restart)."""
+        cid = self._containers.get(component)
+        if cid is None or self._client is None or component not in self._netns:
+            return
+        try:
+            pid = int(self._client.api.inspect_container(cid)["State"]["Pid"] or 0)
+        except Exception as exc:
+            log.warning("cannot find the namespace of %s: %s", component, exc)
+            return
+        if pid:
+            netns.attach(self._netns[component], pid)
+
     def _on_event(self, event: ProcessEvent) -> None:
+        if event.kind == "started" and self._phase == "ready" and netns.can_name_namespaces():
+            self._attach_netns(event.component)
         with self._lock:
             self._events.append(event)
             # A start or death changes the workload's pid: looked up again on next use.

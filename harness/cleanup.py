@@ -14,8 +14,11 @@ from harness.stack.docker.reaper import reap_stale_containers
 from harness.stack.state import reap_stale_stacks
 
 
-def cleanup_leftovers() -> list[str]:
-    """Revert and remove everything left by processes that no longer exist; say what."""
+def cleanup_leftovers(everywhere: bool = False) -> list[str]:
+    """Revert and remove everything left by processes that no longer exist; say what.
+    ``everywhere``: also Docker objects of runs from other state roots (`harness cleanup`)."""
     # Containers before stack dirs: a dir's removal deletes the namespace names that point
     # into its containers.
-    return replay_open_records() + reap_stale_containers() + reap_stale_stacks()
+    return (
+        replay_open_records() + reap_stale_containers(everywhere=everywhere) + reap_stale_stacks()
+    )

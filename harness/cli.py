@@ -279,8 +279,9 @@ def stack_down(name: str) -> None:
 @main.command()
 @handles_errors
 def cleanup() -> None:
-    """Undo and remove whatever a killed run left behind: faults, processes, state."""
-    removed = cleanup_leftovers()
+    """Undo and remove whatever a killed run left behind: faults, processes, state, and the
+    docker backend's containers, networks and volumes (of every state root)."""
+    removed = cleanup_leftovers(everywhere=True)
     for line in removed:
         console.print(f"removed: {line}")
     console.print(f"cleanup: {len(removed)} leftover(s) removed")

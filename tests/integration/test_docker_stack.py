@@ -223,3 +223,17 @@ def test_a_partition_inside_a_node_container_cuts_it_off_and_is_gone_after(docke
             client.close()
             assert client.block_number() >= 0
     assert not Path("/run/netns/hx-dk-net-0").exists()
+
+
+def test_cleanup_at_every_start_asks_the_daemon_only_when_a_run_left_a_marker(
+    docker: Any, isolated_state_dir: Path
+) -> None:
+    from harness.stack.docker.reaper import markers_dir, reap_stale_containers
+
+    assert not markers_dir().exists()
+    with DockerStack(_spec("dk-marker")) as stack:
+        assert (markers_dir() / stack.run_id).is_file()
+    assert list(markers_dir().iterdir()) == []
+    started = time.perf_counter()
+    assert reap_stale_containers() == []
+    assert time.perf_counter() - started < 0.005  # no daemon round trip

@@ -68,7 +68,7 @@ from harness.stack.docker.layout import (
     planned_components,
     subnets,
 )
-from harness.stack.docker.reaper import reap_stale_containers, remove_run
+from harness.stack.docker.reaper import reap_stale_containers, remove_run, run_marker
 from harness.stack.model import NODE_ROLES, ComponentState, ProcessEvent, StackSpec, StackState
 from harness.stack.nodes import adapter
 from harness.stack.state import (
@@ -259,6 +259,7 @@ class DockerStack:
         if self._client is not None:
             try:
                 remove_run(self._client, self.run_id)
+                run_marker(self.run_id).unlink(missing_ok=True)
             finally:
                 self._client.close()
                 self._client = None
@@ -357,6 +358,9 @@ class DockerStack:
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "logs").mkdir(exist_ok=True)
         self._write_state_file(None)  # reapable from here on
+        marker = run_marker(self.run_id)  # and its Docker objects found by the next cleanup
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(owner_label(self._owner) + "\n")
         self._watcher = EventWatcher(self.run_id, self._on_event).__enter__()
         layout = plan_layout(spec, self.run_id, self._network())
         self._layout = layout

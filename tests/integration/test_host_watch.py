@@ -37,11 +37,12 @@ def test_a_200_ms_freeze_of_the_watcher_is_recorded_as_a_host_stall(tmp_path: Pa
         time.sleep(0.2)
         os.kill(pid, signal.SIGCONT)
         time.sleep(0.2)
-    long_ones = [s for s in watch.stalls if s.ms >= 150]
-    assert len(long_ones) == 1, watch.stalls
-    (stall,) = long_ones
-    assert abs(stall.start_ns - frozen_ns) < 50_000_000
-    assert stall.ms < 400
+    thawed_ns = frozen_ns + 200_000_000
+    covering = [s for s in watch.stalls if s.start_ns < thawed_ns and s.end_ns > frozen_ns]
+    assert len(covering) == 1, watch.stalls  # the freeze is one stall, not several
+    (stall,) = covering
+    assert stall.ms >= 150  # the whole freeze (less one tick and the kill's own latency)
+    assert stall.start_ns <= frozen_ns + 50_000_000
 
 
 def test_the_watcher_exits_when_its_parent_is_sigkilled(tmp_path: Path) -> None:

@@ -184,6 +184,21 @@ class ServerStatus:
     def up(self) -> bool:
         return self.status == "UP"
 
+    @property
+    def serving(self) -> bool:
+        """UP after a passed check: UP alone is HAProxy's optimistic initial state; L7OK
+        means a check passed (and, with the lag agent, an agent L7OK that it said "up")."""
+        return (
+            self.up
+            and self.check_status.startswith("L7OK")
+            and self.agent_status.lstrip("* ") in ("", "L7OK")
+        )
+
+    def describe(self) -> str:
+        """``node-0=DOWN/L4CON[/agent ...]``: what a not-ready message shows of it."""
+        agent = f"/agent {self.agent_status} {self.last_agent}" if self.agent_status else ""
+        return f"{self.server}={self.status}/{self.check_status or 'unchecked'}{agent}"
+
 
 class RuntimeApi:
     """HAProxy's runtime API over its stats socket (one short connection per command)."""

@@ -717,18 +717,7 @@ class LocalStack:
         while time.monotonic() < deadline:
             try:
                 servers = api.servers()
-                # UP alone is HAProxy's optimistic initial state; L7OK means a check passed
-                # (and, with the lag agent, agent_status L7OK that the agent said "up").
-                down = [
-                    f"{s.server}={s.status}/{s.check_status or 'unchecked'}"
-                    + (f"/agent {s.agent_status} {s.last_agent}" if s.agent_status else "")
-                    for s in servers
-                    if not (
-                        s.up
-                        and s.check_status.startswith("L7OK")
-                        and s.agent_status.lstrip("* ") in ("", "L7OK")
-                    )
-                ]
+                down = [s.describe() for s in servers if not s.serving]
                 if servers and not down:
                     with RpcClient(self._state.frontend_url, timeout_s=1.0) as client:
                         client.block_number()

@@ -672,16 +672,7 @@ class DockerStack:
                 break
             try:
                 servers = api.servers()
-                down = [
-                    f"{s.server}={s.status}/{s.check_status or 'unchecked'}"
-                    + (f"/agent {s.agent_status} {s.last_agent}" if s.agent_status else "")
-                    for s in servers
-                    if not (
-                        s.up
-                        and s.check_status.startswith("L7OK")
-                        and s.agent_status.lstrip("* ") in ("", "L7OK")
-                    )
-                ]
+                down = [s.describe() for s in servers if not s.serving]
                 if servers and not down:
                     with RpcClient(self._state.frontend_url, timeout_s=1.0) as client:
                         client.block_number()

@@ -1,8 +1,8 @@
 """Scenario: the primary stops syncing (its head freezes) while it keeps answering.
 
 Steady state: both nodes answer and agree, both UP in HAProxy.
-Fault: the primary's head frozen for 12 s (anvil's interval mining off; with --chain one: the
-replicator stops feeding it, the real sync stall); it
+Fault: the primary's head frozen for 12 s (on one chain, the default: the replicator stops
+feeding it, the real sync stall; on independent chains: anvil's interval mining off); it
 answers every call, with data 12 blocks old by the end.
 Load: the searcher mix, open model, 150 req/s through the frontend.
 

@@ -168,7 +168,7 @@ STACK_OPTIONS: tuple[StackOption, ...] = (
         "--chain",
         "chain",
         str,
-        _DEFAULT.chain,
+        AUTO_CHAIN,
         "one: the served anvil nodes follow one hidden chain source through the "
         "replicator, as real nodes follow their network; independent: a chain per node; "
         "auto: one for anvil, the nodes' own network for other clients.",
@@ -248,7 +248,7 @@ def stack_spec_from_options(values: Mapping[str, Any], *, name: str | None = Non
         data_dir_size_mb=v["data_dir_size_mb"],
         fault_proxy=bool(v["fault_proxy"]),
         toxiproxy=v["toxiproxy"],
-        chain=auto_chain(v["node_kind"]) if v["chain"] == AUTO_CHAIN else v["chain"],
+        chain=v["chain"],
         propagation_delay=v["propagation_delay"],
         node_lag_blocks=parse_node_lag(v["node_lag"] or ()),
         prometheus=bool(v["prometheus"]),
@@ -277,7 +277,7 @@ _SPEC_VALUE: dict[str, Any] = {
     "data_dir_size_mb": lambda s: s.data_dir_size_mb,
     "fault_proxy": lambda s: s.fault_proxy,
     "toxiproxy": lambda s: s.toxiproxy,
-    "chain": lambda s: s.chain,
+    "chain": lambda s: AUTO_CHAIN if s.chain == auto_chain(s.node_kind) else s.chain,
     "propagation_delay": lambda s: s.propagation_delay,
     "node_lag": lambda s: tuple(f"{name}={blocks}" for name, blocks in s.node_lag_blocks),
     "prometheus": lambda s: s.prometheus,

@@ -87,13 +87,17 @@ def test_on_one_chain_a_node_is_back_when_it_is_in_sync_not_when_it_answers() ->
 def test_a_lagging_node_is_written_as_node_equals_blocks_and_read_back() -> None:
     spec = stack_spec_from_options({"chain": "one", "node_lag": ["node-1=3"]})
     assert spec.node_lag_blocks == (("node-1", 3),)
-    assert stack_flags(spec) == ["--chain", "one", "--node-lag", "node-1=3"]
+    assert stack_flags(spec) == ["--node-lag", "node-1=3"]  # one chain is the default
     with pytest.raises(ConfigError, match="NODE=BLOCKS"):
         stack_spec_from_options({"chain": "one", "node_lag": ["node-1:3"]})
 
 
-def test_chain_auto_is_one_chain_for_anvil_and_their_own_network_for_others() -> None:
-    assert stack_spec_from_options({"chain": "auto"}).chain == "one"
-    assert stack_spec_from_options({"chain": "auto", "node_kind": "geth"}).chain == "independent"
-    assert stack_spec_from_options({}).chain == "independent"  # the default, for now
-    assert stack_flags(stack_spec_from_options({"chain": "auto"})) == ["--chain", "one"]
+def test_the_command_lines_default_is_one_chain_for_anvil_and_their_own_for_others() -> None:
+    assert stack_spec_from_options({}).chain == "one"
+    assert stack_spec_from_options({"node_kind": "geth"}).chain == "independent"
+    assert stack_spec_from_options({"chain": "independent"}).chain == "independent"
+    assert stack_flags(stack_spec_from_options({"chain": "independent"})) == [
+        "--chain",
+        "independent",
+    ]
+    assert StackSpec().chain == "independent"  # built in code: a chain per node unless told

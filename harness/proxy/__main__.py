@@ -1,6 +1,11 @@
 """The fault proxy as its own process.
 
-    python -m harness.proxy --control 127.0.0.1:PORT --route LISTEN=HOST:PORT [--route ...]
+    python -m harness.proxy --control 127.0.0.1:PORT [--listen ADDRESS] \
+        --route LISTEN=HOST:PORT [--route ...]
+
+The routes listen on 127.0.0.1 unless ``--listen`` names another address of this host: the
+docker stack's bridge gateway, where HAProxy in its container reaches them. The control API
+stays on loopback.
 
 Prints one line, ``{"ready": true, "control": "http://HOST:PORT/"}``, on stdout once every
 port listens, and nothing else there (logs go to stderr). Exits 0 on SIGTERM or SIGINT;
@@ -26,8 +31,8 @@ from harness.proxy.server import FaultProxy, RouteSpec
 log = logging.getLogger("harness.proxy")
 
 USAGE = (
-    "usage: python -m harness.proxy --control HOST:PORT --route LISTEN_PORT=HOST:PORT "
-    "[--route ...] [--log-level LEVEL]"
+    "usage: python -m harness.proxy --control HOST:PORT [--listen ADDRESS] "
+    "--route LISTEN_PORT=HOST:PORT [--route ...] [--log-level LEVEL]"
 )
 
 
@@ -37,6 +42,7 @@ class ProxyConfig:
     control_port: int
     routes: tuple[RouteSpec, ...]
     log_level: str = "WARNING"
+    listen_host: str = "127.0.0.1"
 
 
 def _port(field: str, text: str, *, allow_zero: bool) -> int:
@@ -54,17 +60,31 @@ def _host_port(field: str, text: str, *, allow_zero: bool) -> tuple[str, int]:
     return host, _port(field, port, allow_zero=allow_zero)
 
 
+def _listen_address(text: str) -> str:
+    """A loopback or private address: routes are for our own HAProxy, never the world."""
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        raise ConfigError("--listen", text, "give an IP address, e.g. 127.0.0.1") from None
+    if address.is_unspecified or not (address.is_loopback or address.is_private):
+        raise ConfigError(
+            "--listen", text, "listen on loopback or a private address of this host only"
+        )
+    return text
+
+
 def parse_args(argv: Sequence[str]) -> ProxyConfig:
     """The configuration in ``argv``; ConfigError naming the first bad option."""
     control: tuple[str, int] | None = None
     routes: list[RouteSpec] = []
     log_level = "WARNING"
+    listen_host = "127.0.0.1"
     args = list(argv)
     i = 0
     while i < len(args):
         option = args[i]
         name, eq, inline = option.partition("=")
-        if name not in ("--control", "--route", "--log-level"):
+        if name not in ("--control", "--listen", "--route", "--log-level"):
             raise ConfigError("argument", option, USAGE)
         if eq:
             value = inline
@@ -82,6 +102,8 @@ def parse_args(argv: Sequence[str]) -> ProxyConfig:
                 loopback = False
             if not loopback:
                 raise ConfigError("--control", value, "bind it to a loopback IP such as 127.0.0.1")
+        elif name == "--listen":
+            listen_host = _listen_address(value)
         elif name == "--route":
             listen, sep, upstream = value.partition("=")
             if not sep:
@@ -102,7 +124,7 @@ def parse_args(argv: Sequence[str]) -> ProxyConfig:
         raise ConfigError("--route", None, f"give at least one; {USAGE}")
     if control[1] in {r.listen_port for r in routes}:
         raise ConfigError("--control", f"{control[0]}:{control[1]}", "is also a route's port")
-    return ProxyConfig(control[0], control[1], tuple(routes), log_level)
+    return ProxyConfig(control[0], control[1], tuple(routes), log_level, listen_host)
 
 
 async def serve(config: ProxyConfig) -> None:
@@ -113,7 +135,7 @@ async def serve(config: ProxyConfig) -> None:
         loop.add_signal_handler(signum, stop.set)
     proxy = FaultProxy(config.routes)
     control = ControlServer(proxy)
-    await proxy.start()
+    await proxy.start(config.listen_host)
     try:
         port = await control.start(config.control_host, config.control_port)
         url = f"http://{config.control_host}:{port}/"

@@ -11,7 +11,9 @@ import json
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+import time
+import urllib.request
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -21,6 +23,38 @@ from harness.proxy.client import ProxyControl
 
 READY_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 5.0
+
+
+def proxy_command(
+    routes: Sequence[tuple[int, str, int]],
+    *,
+    control_port: int,
+    listen_host: str = "127.0.0.1",
+    log_level: str = "WARNING",
+    python: str = sys.executable,
+) -> list[str]:
+    """The argument list of a fault proxy: ``routes`` are (listen port, upstream host,
+    upstream port), listening on ``listen_host``; the control API on 127.0.0.1."""
+    argv = [python, "-m", "harness.proxy", "--control", f"127.0.0.1:{control_port}"]
+    if listen_host != "127.0.0.1":
+        argv += ["--listen", listen_host]
+    for listen, host, port in routes:
+        argv += ["--route", f"{listen}={host}:{port}"]
+    return [*argv, "--log-level", log_level]
+
+
+def wait_healthy(control_port: int, deadline: float, gone: Callable[[], bool]) -> bool:
+    """Whether the proxy whose control API is on ``control_port`` answered ``/health``
+    before ``deadline`` (monotonic); False at once when ``gone()`` says it exited."""
+    url = f"http://127.0.0.1:{control_port}/health"
+    while time.monotonic() < deadline and not gone():
+        try:
+            with urllib.request.urlopen(url, timeout=0.5) as answer:
+                if answer.status == 200:
+                    return True
+        except OSError:
+            time.sleep(0.01)
+    return False
 
 
 class ProxyProcess:
@@ -47,10 +81,12 @@ class ProxyProcess:
 
     @property
     def argv(self) -> list[str]:
-        argv = [self.python, "-m", "harness.proxy", "--control", f"127.0.0.1:{self.control_port}"]
-        for listen, host, port in self.routes:
-            argv += ["--route", f"{listen}={host}:{port}"]
-        return [*argv, "--log-level", self.log_level]
+        return proxy_command(
+            self.routes,
+            control_port=self.control_port,
+            log_level=self.log_level,
+            python=self.python,
+        )
 
     @property
     def pid(self) -> int:

@@ -25,7 +25,7 @@ from pathlib import Path
 from harness.measure.metrics import HISTORY_METRICS, METRICS, PHASES
 from harness.report.alerts import alert_rows
 from harness.report.document import RESULT_FILE, Doc, read_document
-from harness.report.summary import verdict_word
+from harness.report.summary import software_line, verdict_word
 
 REPORT_FILE = "report.html"
 MAX_TABLE_ROWS = 2000  # a flapping backend's transitions over an hour: the rest are in the file
@@ -221,6 +221,7 @@ def _header(doc: Doc) -> str:
         ("run", f"{doc['run_id']} (seed {doc['seed']})"),
         ("when", f"{_when(doc['started_at'])}, {_duration(doc['duration_s'])} in all"),
         ("stack", _stack_line(doc)),
+        ("ran", software_line(doc["stack"]) or "not recorded"),
         ("fingerprints", f"stack {fp['stack']}, template {fp['template']}"),
         ("load", _load_line(doc)),
         (

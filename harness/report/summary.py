@@ -135,6 +135,15 @@ def _chains(stack: Doc) -> str:
     return "one chain" if stack.get("chain") == "one" else "a chain per node"
 
 
+def software_line(stack: Doc) -> str | None:
+    """What ran (the node client, HAProxy, the proxy), with versions; None for a result
+    written before stacks recorded it."""
+    ran = stack.get("software") or {}
+    if not ran:
+        return None
+    return f"{ran['node']}; {ran['balancer']}; proxy: {ran['proxy']}"
+
+
 def summarize(doc: Doc) -> str:
     """The summary text of a run's document."""
     stack = doc["stack"]
@@ -154,6 +163,9 @@ def summarize(doc: Doc) -> str:
         f" fall {hc['fall']}, rise {hc['rise']}), {_chains(doc['stack'])},"
         f" ready in {doc['stack_ready_s']:.2f}s",
     ]
+    ran = software_line(stack)
+    if ran:
+        lines.append(f"ran: {ran}")
     if doc["aborted"]:
         lines.append(f"ABORTED: {doc['aborted']}")
     load_line = _load_line(doc)

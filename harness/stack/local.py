@@ -19,10 +19,8 @@ import json
 import logging
 import shutil
 import socket
-import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -44,6 +42,7 @@ from harness.chain import (
 from harness.errors import ConfigError, StackError
 from harness.jsonrpc import RpcClient, RpcFailure
 from harness.monitor import processes as monitor
+from harness.proxy.process import proxy_command, wait_healthy
 from harness.proxy.toxiproxy import ToxiproxyDriver, ToxiproxyError
 from harness.stack import agent, haproxy
 from harness.stack.isolation import (
@@ -64,6 +63,7 @@ from harness.stack.model import (
     split_toxiproxy_url,
 )
 from harness.stack.nodes import NodeAdapter, adapter
+from harness.stack.software import local_software
 from harness.stack.state import (
     HOLD_DIR,
     STATE_FILE,
@@ -424,6 +424,12 @@ class LocalStack:
             haproxy_policy=spec.policy,
             haproxy_template=str(template),
             **chain_fields(spec, components, str(self.dir)),
+            software=local_software(
+                spec,
+                self.adapter.binary(),
+                haproxy.haproxy_binary(),
+                ToxiproxyDriver(spec.toxiproxy).version() if spec.toxiproxy else None,
+            ),
         )
         servers = [
             haproxy.ServerEntry(
@@ -598,7 +604,7 @@ class LocalStack:
         client = ReplicatorClient(state.replicator_url)
         supervisor = self._supervisor
         while time.monotonic() < deadline:
-            if any(e.component == REPLICATOR and e.kind == "exited" for e in supervisor.events):
+            if supervisor.exited(REPLICATOR):
                 break
             if client.healthy():
                 try:
@@ -617,18 +623,13 @@ class LocalStack:
     def _launch_proxy(self, deadline: float) -> None:
         assert self._state is not None and self._supervisor is not None
         control = self._state.component(PROXY)
-        argv = [sys.executable, "-m", "harness.proxy", "--control", f"{LOOPBACK}:{control.port}"]
-        for node in self._state.nodes:
-            argv += ["--route", f"{node.proxy_port}={node.host}:{node.port}"]
-        self._supervisor.add(PROXY, argv, self.spec.restart)
-        url = f"http://{LOOPBACK}:{control.port}/health"
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(url, timeout=0.5) as answer:
-                    if answer.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.01)
+        routes = [(n.proxy_port or 0, n.host, n.port) for n in self._state.nodes]
+        self._supervisor.add(
+            PROXY, proxy_command(routes, control_port=control.port), self.spec.restart
+        )
+        supervisor = self._supervisor
+        if wait_healthy(control.port, deadline, lambda: supervisor.exited(PROXY)):
+            return
         raise StackError(f"the fault proxy did not come up: {self._log_tail(PROXY)}")
 
     def _launch_agent(self, deadline: float) -> None:
@@ -645,7 +646,7 @@ class LocalStack:
         # It listens only once it has polled every node, so one line read means ready.
         supervisor = self._supervisor
         while time.monotonic() < deadline:
-            if any(e.component == AGENT and e.kind == "exited" for e in supervisor.events):
+            if supervisor.exited(AGENT):
                 break
             try:
                 with socket.create_connection((LOOPBACK, status_port), timeout=0.5) as sock:

@@ -316,6 +316,9 @@ class StackState:
     haproxy_metrics_url: str | None = None
     alert_notifications: str | None = None
     monitor_start_s: float | None = None
+    # What ran (harness.stack.software): {"node": "anvil 1.7.1 (...)", "balancer": "HAProxy
+    # 2.6.12 (...)", "proxy": "none" | "harness fault proxy" | "Toxiproxy 2.9.0 -> ..."}.
+    software: dict[str, str] = field(default_factory=dict)
 
     @property
     def nodes(self) -> tuple[ComponentState, ...]:

@@ -232,6 +232,11 @@ class Supervisor:
     def restarts(self) -> dict[str, int]:
         return {name: child.restarts for name, child in self._children.items()}
 
+    def exited(self, name: str) -> bool:
+        """Whether ``name`` has exited at least once (a start-up wait gives up on it)."""
+        with self._events_lock:
+            return any(e.component == name and e.kind == "exited" for e in self.events)
+
     def _record(self, event: ProcessEvent) -> None:
         with self._events_lock:
             self.events.append(event)

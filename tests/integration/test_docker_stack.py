@@ -20,9 +20,9 @@ import pytest
 
 from harness.engine import LABEL_RUN, connect, docker_missing_reason
 from harness.errors import ConfigError
-from harness.faults import Partition, Pause, Stop, replay_open_records
+from harness.faults import Partition, Pause, Stop, make_fault, replay_open_records
 from harness.images import bake_all
-from harness.jsonrpc import RpcClient, RpcFailure
+from harness.jsonrpc import Outcome, RpcClient, RpcFailure
 from harness.stack.docker.stack import DockerStack
 from harness.stack.model import StackSpec
 from tests.conftest import VENV_BIN
@@ -223,6 +223,33 @@ def test_a_partition_inside_a_node_container_cuts_it_off_and_is_gone_after(docke
             client.close()
             assert client.block_number() >= 0
     assert not Path("/run/netns/hx-dk-net-0").exists()
+
+
+@pytest.mark.chaos
+@pytest.mark.quick
+def test_json_rpc_faults_reach_a_node_container_through_the_fault_proxy_on_the_host(
+    docker: Any,
+) -> None:
+    with DockerStack(_spec("dk-proxy", nodes=1, fault_proxy=True)) as stack:
+        state = stack.state()
+        node = state.nodes[0]
+        assert state.proxy_control_url and node.proxy_port
+        assert state.component("fault-proxy").pid is not None  # a host process, supervised
+        with RpcClient(state.frontend_url, timeout_s=3) as client:
+            assert client.block_number() >= 0  # untouched while no rule is active
+            with make_fault(
+                "rpc_error", stack, "primary", methods="eth_blockNumber",
+                message="header not found",
+            ) as fault:  # fmt: skip
+                assert fault.mechanism == "fault proxy"
+                with pytest.raises(RpcFailure) as failure:
+                    client.block_number()
+                assert failure.value.outcome == Outcome.HEADER_NOT_FOUND
+                assert client.call("eth_chainId") == "0x7a69"
+            assert client.block_number() >= 0
+        # The routes listen on the network's gateway only: nothing on the host's loopback.
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", node.proxy_port)) != 0
 
 
 def test_cleanup_at_every_start_asks_the_daemon_only_when_a_run_left_a_marker(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -51,11 +52,14 @@ def test_killing_the_primary_is_measured_and_judged(tmp_path: Path) -> None:
     # What clients were told through the frontend, per phase, against the best node.
     assert doc["head_lag"]["frontend"]["timeline"]
     assert set(episode["frontend_head_lag_blocks"]) == {"baseline", "fault", "recovery"}
-    assert (
-        (Path(result.run_dir) / "summary.txt")
-        .read_text()
-        .startswith("PASS" if result.passed else "FAIL")
-    )
+    summary = (Path(result.run_dir) / "summary.txt").read_text()
+    assert summary.startswith("PASS" if result.passed else "FAIL")
+    # What ran, with versions, as the binaries say (anvil 1.7.1 from npm here).
+    ran = doc["stack"]["software"]
+    assert re.match(r"anvil \d+\.\d+\.\d+", ran["node"]), ran
+    assert re.match(r"HAProxy \d+\.\d+", ran["balancer"]), ran
+    assert ran["proxy"] == "none"
+    assert f"ran: {ran['node']}" in summary
 
 
 def test_killing_haproxy_is_judged_by_the_frontend_it_serves(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ BALANCER = "haproxy"
 SOURCE = "chain-source"
 REPLICATOR = "replicator"
 AGENT = "lag-agent"
+PROXY = "fault-proxy"
 #: Subnets tried for a stack's network: 10.214.0.0/16 cut in /24s, from a per-run start
 #: (10.213.0.0/16 is the local stack's, for --isolation netns: its routes are not Docker's
 #: to see, so the two pools must not meet).

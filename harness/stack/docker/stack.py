@@ -50,6 +50,7 @@ from harness.errors import BackendUnsupported, ConfigError, StackError
 from harness.images.bake import require_images
 from harness.images.recipes import stack_image
 from harness.jsonrpc import RpcClient, RpcFailure
+from harness.proxy.process import proxy_command, wait_healthy
 from harness.stack import agent, haproxy
 from harness.stack.docker import netns
 from harness.stack.docker.events import EventWatcher
@@ -58,6 +59,7 @@ from harness.stack.docker.layout import (
     BALANCER,
     FRONTEND_PORT,
     NODE_PORT,
+    PROXY,
     REPLICATOR,
     SOURCE,
     STATS_PORT,
@@ -71,6 +73,7 @@ from harness.stack.docker.layout import (
 from harness.stack.docker.reaper import reap_stale_containers, remove_run, run_marker
 from harness.stack.model import NODE_ROLES, ComponentState, ProcessEvent, StackSpec, StackState
 from harness.stack.nodes import adapter
+from harness.stack.software import docker_software
 from harness.stack.state import (
     STATE_FILE,
     ProcessIdentity,
@@ -98,7 +101,6 @@ def check_docker_spec(spec: StackSpec) -> None:
     refused = {
         "data_dir_size_mb": (spec.data_dir_size_mb is not None, "not on the docker backend; "
                              "use --backend local"),
-        "fault_proxy": (spec.fault_proxy, "not on the docker backend; use --backend local"),
         "toxiproxy": (spec.toxiproxy is not None, "not on the docker backend (compose.test.yml "
                       "has a Toxiproxy per node for users who can pull its image); use "
                       "--backend local"),
@@ -137,6 +139,13 @@ class PlannedDockerStack:
                 else c
                 for c in components
             ]
+        proxy: dict[str, Any] = {}
+        if spec.fault_proxy:  # what the JSON-RPC faults check: a route per node, the API
+            components = [
+                replace(c, proxy_port=0) if c.role in NODE_ROLES else c for c in components
+            ]
+            components.insert(-1, ComponentState(PROXY, PROXY, "proxy", None, LOOPBACK, 0))
+            proxy["proxy_control_url"] = f"http://{LOOPBACK}:0/"
         chain: dict[str, Any] = {"chain": spec.chain}
         if spec.chain == "one":  # what the chain faults check: a replicator, its URL
             components.insert(
@@ -161,6 +170,7 @@ class PlannedDockerStack:
             haproxy_policy=spec.policy,
             haproxy_template=str(haproxy.template_for(spec.policy, spec.haproxy_template)),
             **chain,
+            **proxy,
         )
 
     def state(self) -> StackState:
@@ -197,6 +207,8 @@ class DockerStack:
         self._netns = {f"node-{i}": netns.netns_name(spec.name, i) for i in range(spec.nodes)}
         self._agent_ports: dict[str, int] = {}  # hardened policy: node -> lag agent's port
         self._agent_status_port = 0
+        self._proxy_ports: dict[str, int] = {}  # fault proxy: node -> its route's port
+        self._proxy_control_port = 0
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -372,6 +384,9 @@ class DockerStack:
         if spec.policy == "hardened":  # the lag agent: a host port per node, one of its own
             self._agent_ports = {s.name: _free_port() for s in layout.nodes}
             self._agent_status_port = _free_port()
+        if spec.fault_proxy:  # HAProxy -> fault proxy (host, on the gateway) -> node
+            self._proxy_ports = {s.name: _free_port() for s in layout.nodes}
+            self._proxy_control_port = _free_port()
         self._render_haproxy(layout, template, config_dir)
         deadline = time.monotonic() + spec.ready_timeout_s
         one_chain = spec.chain == "one"
@@ -445,6 +460,13 @@ class DockerStack:
                     REPLICATOR, REPLICATOR, "replicator", None, LOOPBACK, replicator_port
                 ),
             )
+        proxy: dict[str, Any] = {}
+        if self._proxy_ports:
+            components = [replace(c, proxy_port=self._proxy_ports.get(c.name)) for c in components]
+            components.insert(
+                -1, ComponentState(PROXY, PROXY, "proxy", None, LOOPBACK, self._proxy_control_port)
+            )
+            proxy["proxy_control_url"] = f"http://{LOOPBACK}:{self._proxy_control_port}/"
         if self._agent_ports:
             components = [replace(c, agent_port=self._agent_ports.get(c.name)) for c in components]
             components.insert(
@@ -465,9 +487,13 @@ class DockerStack:
             haproxy_policy=spec.policy,
             haproxy_template=str(template),
             **chain,
+            **proxy,
+            software=docker_software(spec, {"node": anvil_image, "balancer": haproxy_image}),
         )
         if one_chain:
             self._launch_replicator(deadline)
+        if self._proxy_ports:
+            self._launch_proxy(layout, deadline)
         if self._agent_ports:
             self._launch_agent(layout, deadline)
         published = self._run(
@@ -489,13 +515,19 @@ class DockerStack:
         )
         self._write_state()
 
+    def _reach(self, layout: DockerLayout, node: Slot) -> tuple[str, int]:
+        """Where HAProxy (and the lag agent, to judge what traffic gets) reaches ``node``:
+        its fault proxy route on the network's gateway, or the container itself."""
+        if node.name in self._proxy_ports:
+            return layout.gateway, self._proxy_ports[node.name]
+        return node.address, NODE_PORT
+
     def _render_haproxy(self, layout: DockerLayout, template: Path, config_dir: Path) -> None:
         """The local stack's template, with the containers' addresses as servers."""
         servers = [
             haproxy.ServerEntry(
                 s.name,
-                s.address,
-                NODE_PORT,
+                *self._reach(layout, s),
                 backup=s.role == "backup",
                 agent_port=self._agent_ports.get(s.name),
                 # HAProxy, in its container, reaches the host's agent on the network's gateway.
@@ -596,7 +628,7 @@ class DockerStack:
         client = ReplicatorClient(state.replicator_url)
         supervisor = self._host_processes()
         while time.monotonic() < deadline:
-            if any(e.component == REPLICATOR and e.kind == "exited" for e in supervisor.events):
+            if supervisor.exited(REPLICATOR):
                 break
             if client.healthy():
                 try:
@@ -617,13 +649,26 @@ class DockerStack:
             self._supervisor = Supervisor(self.dir / "logs", on_event=self._on_host_event)
         return self._supervisor
 
+    def _launch_proxy(self, layout: DockerLayout, deadline: float) -> None:
+        """The fault proxy on the host: a route per node listening on the network's gateway
+        (where HAProxy's container reaches it) to the node's container; the control API on
+        loopback, as on the local stack."""
+        routes = [(self._proxy_ports[s.name], s.address, NODE_PORT) for s in layout.nodes]
+        argv = proxy_command(
+            routes, control_port=self._proxy_control_port, listen_host=layout.gateway
+        )
+        supervisor = self._host_processes()
+        supervisor.add(PROXY, argv, self.spec.restart)
+        if not wait_healthy(self._proxy_control_port, deadline, lambda: supervisor.exited(PROXY)):
+            raise StackError(f"the fault proxy did not come up: {self._host_log(PROXY)}")
+
     def _launch_agent(self, layout: DockerLayout, deadline: float) -> None:
         """The lag agent on the host, answering HAProxy's agent checks on the network's
-        gateway address and polling each node where HAProxy reaches it (its container)."""
+        gateway address and polling each node where HAProxy reaches it."""
         nodes = [
             agent.AgentNode(
-                s.name, f"http://{s.address}:{NODE_PORT}/", self._agent_ports[s.name],
-                listen_host=layout.gateway,
+                s.name, "http://{}:{}/".format(*self._reach(layout, s)),
+                self._agent_ports[s.name], listen_host=layout.gateway,
             )
             for s in layout.nodes
         ]  # fmt: skip
@@ -634,7 +679,7 @@ class DockerStack:
         )
         # It listens only once it has polled every node, so one line read means ready.
         while time.monotonic() < deadline:
-            if any(e.component == AGENT and e.kind == "exited" for e in supervisor.events):
+            if supervisor.exited(AGENT):
                 break
             try:
                 address = (LOOPBACK, self._agent_status_port)

@@ -1,15 +1,17 @@
 """The stack's monitoring as processes: Prometheus, Alertmanager, the node and blackbox
 exporters, the heads exporter and the alert webhook, with the configs they run on.
 
-`render_configs` writes every config under the stack's state dir and checks Prometheus's
-with ``promtool check config`` (and its rule files) before anything starts; `launch`
-hands each program to the stack's supervisor, which restarts it if it dies and stops it
-with the stack, and returns once Prometheus and Alertmanager say they are ready.
+`plan_monitor` (through `render_configs`) writes every config under the stack's state dir
+and checks Prometheus's with ``promtool check config`` (and its rule files) before anything
+starts; `launch` hands each program to the stack's supervisor, which restarts it if it dies
+and stops it with the stack, and returns once every one of them answers. Both backends run
+them on the host: on docker they watch the containers' published ports.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import tempfile
 import time
@@ -17,12 +19,19 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 
 from harness.errors import ConfigError, StackError
 from harness.monitor.promtool import binary, check_config, check_rules
 from harness.monitor.rules import ALERT_RULES, FIXTURES
+
+if TYPE_CHECKING:
+    from harness.stack.model import RestartPolicy, StackState
+    from harness.stack.supervisor import Supervisor
+
+log = logging.getLogger(__name__)
 
 PROMETHEUS = "prometheus"
 ALERTMANAGER = "alertmanager"
@@ -247,6 +256,61 @@ def wait_ready(layout: MonitorLayout, deadline: float, died: Callable[[str], str
             time.sleep(0.01)
     if waiting:
         raise StackError(f"monitoring not ready: {', '.join(waiting)} did not answer")
+
+
+def plan_monitor(
+    state: StackState, haproxy_metrics: str | None, alert_rules: tuple[str, ...], directory: Path
+) -> tuple[MonitorLayout, dict[str, Any]]:
+    """The monitoring of ``state`` (its monitor components name the ports), its configs
+    rendered and checked under ``directory``, and the `StackState` fields naming its URLs.
+    ``haproxy_metrics``: host:port of HAProxy's exporter, None when the template has none."""
+    if haproxy_metrics is None:
+        log.warning(
+            "the HAProxy template %s serves no Prometheus exporter (`frontend prometheus` "
+            "with `http-request use-service prometheus-exporter`, see fixtures/"
+            "haproxy.cfg.j2): HAProxy is not scraped and its alerts stay silent",
+            state.haproxy_template,
+        )
+    layout = MonitorLayout(
+        host="127.0.0.1",
+        ports={name: state.component(name).port for name in COMPONENTS},
+        haproxy_metrics=haproxy_metrics,
+        nodes=tuple((n.name, n.url) for n in state.nodes),
+        frontend_url=state.frontend_url,
+        rule_files=rule_files(alert_rules),
+    )
+    render_configs(layout, directory)
+    fields = {
+        "prometheus_url": layout.url(PROMETHEUS),
+        "alertmanager_url": layout.url(ALERTMANAGER),
+        "haproxy_metrics_url": f"http://{haproxy_metrics}/metrics" if haproxy_metrics else None,
+        "alert_notifications": str(directory / NOTIFICATIONS),
+    }
+    return layout, fields
+
+
+def launch(
+    layout: MonitorLayout,
+    directory: Path,
+    supervisor: Supervisor,
+    restart: RestartPolicy,
+    deadline: float,
+    log_tail: Callable[[str], str],
+) -> float:
+    """Start every monitoring process under ``supervisor``; how long (s) until all of them
+    answered. `StackError` naming one that died (with ``log_tail(name)``) or stayed silent."""
+    started_ns = time.monotonic_ns()
+    for name, argv in commands(layout, directory).items():
+        supervisor.add(name, argv, restart)
+
+    def died(name: str) -> str | None:
+        for e in supervisor.events:
+            if e.component == name and e.kind == "exited":
+                return f"{e.detail}; its log says: {log_tail(name)}"
+        return None
+
+    wait_ready(layout, deadline, died)
+    return round((time.monotonic_ns() - started_ns) / 1e9, 3)
 
 
 def expected_targets(nodes: int, haproxy_scraped: bool) -> int:

@@ -470,54 +470,23 @@ class LocalStack:
     def _layout_monitor(self, haproxy_config: str, metrics_port: int | None) -> None:
         """Render and check (promtool) the monitoring's configs; name its URLs in the state."""
         assert self._state is not None
-        state = self._state
         metrics = None
         if metrics_port is not None and haproxy.serves_metrics(haproxy_config):
             metrics = f"{LOOPBACK}:{metrics_port}"
-        else:
-            log.warning(
-                "the HAProxy template %s serves no Prometheus exporter (`frontend prometheus` "
-                "with `http-request use-service prometheus-exporter`, see fixtures/"
-                "haproxy.cfg.j2): HAProxy is not scraped and its alerts stay silent",
-                state.haproxy_template,
-            )
-        self._monitor = monitor.MonitorLayout(
-            host=LOOPBACK,
-            ports={name: state.component(name).port for name in monitor.COMPONENTS},
-            haproxy_metrics=metrics,
-            nodes=tuple((n.name, n.url) for n in state.nodes),
-            frontend_url=state.frontend_url,
-            rule_files=monitor.rule_files(self.spec.alert_rules),
+        self._monitor, fields = monitor.plan_monitor(
+            self._state, metrics, self.spec.alert_rules, self.dir / "monitor"
         )
-        directory = self.dir / "monitor"
-        monitor.render_configs(self._monitor, directory)
-        self._state = replace(
-            state,
-            prometheus_url=self._monitor.url(monitor.PROMETHEUS),
-            alertmanager_url=self._monitor.url(monitor.ALERTMANAGER),
-            haproxy_metrics_url=f"http://{metrics}/metrics" if metrics else None,
-            alert_notifications=str(directory / monitor.NOTIFICATIONS),
-        )
+        self._state = replace(self._state, **fields)
 
     def _launch_monitor(self) -> None:
         """Prometheus and the rest, once the stack is ready (so no start-up is alerted on);
         how long they took to answer is the stack's ``monitor_start_s``."""
         assert self._state is not None and self._supervisor is not None
         assert self._monitor is not None
-        supervisor, layout = self._supervisor, self._monitor
-        started_ns = time.monotonic_ns()
-        directory = self.dir / "monitor"
-        for name, argv in monitor.commands(layout, directory).items():
-            supervisor.add(name, argv, self.spec.restart)
-
-        def died(name: str) -> str | None:
-            for e in supervisor.events:
-                if e.component == name and e.kind == "exited":
-                    return f"{e.detail}; its log says: {self._log_tail(name)}"
-            return None
-
-        monitor.wait_ready(layout, time.monotonic() + self.spec.ready_timeout_s, died)
-        took_s = round((time.monotonic_ns() - started_ns) / 1e9, 3)
+        took_s = monitor.launch(
+            self._monitor, self.dir / "monitor", self._supervisor, self.spec.restart,
+            time.monotonic() + self.spec.ready_timeout_s, self._log_tail,
+        )  # fmt: skip
         self._state = replace(self._state, monitor_start_s=took_s)
         log.info("monitoring of %s ready in %.3fs", self.spec.name, took_s)
 

@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from harness.errors import ConfigError
 from harness.faults import Partition, Pause, Stop, make_fault, replay_open_records
 from harness.images import bake_all
 from harness.jsonrpc import Outcome, RpcClient, RpcFailure
+from harness.monitor.processes import expected_targets, wait_scraped
 from harness.stack.docker.stack import DockerStack
 from harness.stack.model import StackSpec
 from tests.conftest import VENV_BIN
@@ -250,6 +252,24 @@ def test_json_rpc_faults_reach_a_node_container_through_the_fault_proxy_on_the_h
         # The routes listen on the network's gateway only: nothing on the host's loopback.
         with socket.socket() as probe:
             assert probe.connect_ex(("127.0.0.1", node.proxy_port)) != 0
+
+
+def test_prometheus_on_the_host_scrapes_every_container_and_haproxys_exporter(
+    docker: Any,
+) -> None:
+    with DockerStack(_spec("dk-prom", prometheus=True)) as stack:
+        state = stack.state()
+        assert state.prometheus_url and state.haproxy_metrics_url and state.monitor_start_s
+        expected = expected_targets(len(state.nodes), haproxy_scraped=True)
+        assert wait_scraped(state.prometheus_url, expected, timeout_s=30) is not None
+        query = f"{state.prometheus_url}api/v1/query?query=up"
+        with urllib.request.urlopen(query, timeout=5) as answer:
+            series = json.load(answer)["data"]["result"]
+        assert len(series) == expected
+        down = [s["metric"] for s in series if s["value"][1] != "1"]
+        assert down == []
+        assert all(stack.state().component(n).pid for n in ("prometheus", "alertmanager"))
+    assert not Path(state.state_dir).exists()
 
 
 def test_cleanup_at_every_start_asks_the_daemon_only_when_a_run_left_a_marker(

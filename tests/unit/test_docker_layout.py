@@ -52,7 +52,6 @@ def test_planned_components_name_their_containers_so_faults_act_on_containers() 
 @pytest.mark.parametrize(
     ("change", "field"),
     [
-        ({"prometheus": True}, "prometheus"),
         ({"data_dir_size_mb": 64}, "data_dir_size_mb"),
     ],
 )

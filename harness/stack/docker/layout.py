@@ -17,6 +17,7 @@ from harness.stack.model import NODE_ROLES, ComponentState, Role, StackSpec
 NODE_PORT = 8545
 FRONTEND_PORT = 8545
 STATS_PORT = 8404
+METRICS_PORT = 8405  # HAProxy's Prometheus exporter, with --prometheus
 BALANCER = "haproxy"
 SOURCE = "chain-source"
 REPLICATOR = "replicator"

@@ -50,6 +50,7 @@ from harness.errors import BackendUnsupported, ConfigError, StackError
 from harness.images.bake import require_images
 from harness.images.recipes import stack_image
 from harness.jsonrpc import RpcClient, RpcFailure
+from harness.monitor import processes as monitor
 from harness.proxy.process import proxy_command, wait_healthy
 from harness.stack import agent, haproxy
 from harness.stack.docker import netns
@@ -58,6 +59,7 @@ from harness.stack.docker.layout import (
     AGENT,
     BALANCER,
     FRONTEND_PORT,
+    METRICS_PORT,
     NODE_PORT,
     PROXY,
     REPLICATOR,
@@ -104,7 +106,6 @@ def check_docker_spec(spec: StackSpec) -> None:
         "toxiproxy": (spec.toxiproxy is not None, "not on the docker backend (compose.test.yml "
                       "has a Toxiproxy per node for users who can pull its image); use "
                       "--backend local"),
-        "prometheus": (spec.prometheus, "not on the docker backend; use --backend local"),
         "node": (spec.node_kind != "anvil", "the docker backend runs baked anvil images only "
                  "(compose.test.yml runs Erigon for users who can pull it); use --node anvil"),
     }  # fmt: skip
@@ -138,6 +139,11 @@ class PlannedDockerStack:
                 if c.name in names
                 else c
                 for c in components
+            ]
+        if spec.prometheus:  # host processes, as on the local stack
+            components += [
+                ComponentState(name, name, "monitor", None, LOOPBACK, 0)
+                for name in monitor.COMPONENTS
             ]
         proxy: dict[str, Any] = {}
         if spec.fault_proxy:  # what the JSON-RPC faults check: a route per node, the API
@@ -209,6 +215,8 @@ class DockerStack:
         self._agent_status_port = 0
         self._proxy_ports: dict[str, int] = {}  # fault proxy: node -> its route's port
         self._proxy_control_port = 0
+        self._metrics_port: int | None = None  # --prometheus: HAProxy's exporter, published
+        self._monitor: monitor.MonitorLayout | None = None
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -224,6 +232,8 @@ class DockerStack:
         started_ns = time.monotonic_ns()
         check_docker_spec(self.spec)
         haproxy.haproxy_binary()  # the config is checked with the host's `haproxy -c`
+        if self.spec.prometheus:
+            monitor.require_binaries()
         self._client = connect()
         images = [stack_image("anvil"), stack_image("haproxy")]
         require_images(self._client, images)
@@ -243,6 +253,8 @@ class DockerStack:
         try:
             self._create(*images)
             self._wait_ready()
+            if self.spec.prometheus:
+                self._launch_monitor()
         except BaseException:
             self.stop()
             raise
@@ -387,7 +399,9 @@ class DockerStack:
         if spec.fault_proxy:  # HAProxy -> fault proxy (host, on the gateway) -> node
             self._proxy_ports = {s.name: _free_port() for s in layout.nodes}
             self._proxy_control_port = _free_port()
-        self._render_haproxy(layout, template, config_dir)
+        if spec.prometheus:
+            self._metrics_port = _free_port()
+        haproxy_config = self._render_haproxy(layout, template, config_dir)
         deadline = time.monotonic() + spec.ready_timeout_s
         one_chain = spec.chain == "one"
         genesis = genesis_timestamp()
@@ -472,6 +486,11 @@ class DockerStack:
             components.insert(
                 -1, ComponentState(AGENT, AGENT, "agent", None, LOOPBACK, self._agent_status_port)
             )
+        if spec.prometheus:
+            components += [
+                ComponentState(name, name, "monitor", None, LOOPBACK, _free_port())
+                for name in monitor.COMPONENTS
+            ]
         frontend_port = spec.frontend_port or 0
         self._state = StackState(
             name=spec.name,
@@ -496,13 +515,18 @@ class DockerStack:
             self._launch_proxy(layout, deadline)
         if self._agent_ports:
             self._launch_agent(layout, deadline)
+        publish = {FRONTEND_PORT: frontend_port or _free_port(), STATS_PORT: _free_port()}
+        metrics = None
+        if self._metrics_port is not None and haproxy.serves_metrics(haproxy_config):
+            publish[METRICS_PORT] = self._metrics_port
+            metrics = f"{LOOPBACK}:{self._metrics_port}"
         published = self._run(
             layout.slot(BALANCER), haproxy_image, [],
             binds={
                 str(config_dir): {"bind": IN_CONTAINER_CONFIG, "mode": "ro"},
                 str(run_dir): {"bind": IN_CONTAINER_RUN, "mode": "rw"},
             },
-            publish={FRONTEND_PORT: frontend_port or _free_port(), STATS_PORT: _free_port()},
+            publish=publish,
         )  # fmt: skip
         balancer = replace(
             named[BALANCER], port=published[FRONTEND_PORT], container=self._containers[BALANCER]
@@ -513,6 +537,11 @@ class DockerStack:
             stats_url=f"http://{LOOPBACK}:{published[STATS_PORT]}/stats",
             components=tuple(balancer if c.name == BALANCER else c for c in self._state.components),
         )
+        if spec.prometheus:  # on the host, scraping what the containers publish
+            self._monitor, fields = monitor.plan_monitor(
+                self._state, metrics, spec.alert_rules, self.dir / "monitor"
+            )
+            self._state = replace(self._state, **fields)
         self._write_state()
 
     def _reach(self, layout: DockerLayout, node: Slot) -> tuple[str, int]:
@@ -522,8 +551,9 @@ class DockerStack:
             return layout.gateway, self._proxy_ports[node.name]
         return node.address, NODE_PORT
 
-    def _render_haproxy(self, layout: DockerLayout, template: Path, config_dir: Path) -> None:
-        """The local stack's template, with the containers' addresses as servers."""
+    def _render_haproxy(self, layout: DockerLayout, template: Path, config_dir: Path) -> str:
+        """The local stack's template, with the containers' addresses as servers: the
+        config, written and checked."""
         servers = [
             haproxy.ServerEntry(
                 s.name,
@@ -550,11 +580,13 @@ class DockerStack:
                 if source
                 else None
             ),
+            metrics_port=METRICS_PORT if self._metrics_port is not None else None,
         )
         path = config_dir / "haproxy.cfg"
         path.write_text(config)
         haproxy.validate_config(path)
         haproxy.require_every_server(config, servers, template)
+        return config
 
     def _run(
         self,
@@ -648,6 +680,17 @@ class DockerStack:
         if self._supervisor is None:
             self._supervisor = Supervisor(self.dir / "logs", on_event=self._on_host_event)
         return self._supervisor
+
+    def _launch_monitor(self) -> None:
+        """Prometheus and the rest on the host, once the stack is ready (as on the local
+        stack: no start-up is alerted on); ``monitor_start_s`` says how long they took."""
+        assert self._state is not None and self._monitor is not None
+        took_s = monitor.launch(
+            self._monitor, self.dir / "monitor", self._host_processes(), self.spec.restart,
+            time.monotonic() + self.spec.ready_timeout_s, self._host_log,
+        )  # fmt: skip
+        self._state = replace(self._state, monitor_start_s=took_s)
+        self._write_state()
 
     def _launch_proxy(self, layout: DockerLayout, deadline: float) -> None:
         """The fault proxy on the host: a route per node listening on the network's gateway

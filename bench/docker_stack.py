@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from harness.faults import Kill, Partition, Pause
+from harness.faults import Kill, Partition, Pause, make_fault
 from harness.faults.fault import Fault
 from harness.images import RECIPES, bake
 from harness.jsonrpc import RpcClient, RpcFailure
@@ -99,17 +99,19 @@ def _wait_answering(stack: StackLifecycle, node: str, timeout_s: float = 20) -> 
 
 
 def fault_times(runs: int) -> None:
-    """Apply (call to verified in effect) and revert times of kill, pause and a partition."""
+    """Apply (call to verified in effect) and revert times of kill, pause, a partition and
+    a JSON-RPC fault (the fault proxy: a host process on both backends)."""
     kinds: list[tuple[str, Callable[[StackLifecycle], Fault]]] = [
         ("kill", lambda s: Kill(s, "primary")),
         ("pause", lambda s: Pause(s, "primary")),
         ("partition", lambda s: Partition(s, "primary")),
+        ("rpc_error", lambda s: make_fault("rpc_error", s, "primary", methods="eth_call")),
     ]
     got: dict[tuple[str, str], tuple[list[float], list[float]]] = {}
     mechanisms: dict[tuple[str, str], str] = {}
     stacks = {
-        "local": open_stack(_spec("local", isolation="netns")),
-        "docker": open_stack(_spec("docker")),
+        "local": open_stack(_spec("local", isolation="netns", fault_proxy=True)),
+        "docker": open_stack(_spec("docker", fault_proxy=True)),
     }
     for s in stacks.values():
         s.start()

@@ -13,4 +13,4 @@ lint:
 	.venv/bin/mypy harness
 
 test: setup lint
-	.venv/bin/pytest tests scenarios -m "quick or not chaos"
+	.venv/bin/pytest tests scenarios -m "quick or not chaos" --durations=20

@@ -159,7 +159,8 @@ def summarize(doc: Doc) -> str:
     lines = [
         f"{verdict_word(doc)}  {what} under {under}  "
         f"run {doc['run_id']} ({doc['duration_s']:.1f}s)",
-        f"stack: {len(nodes)} x {nodes[0]['kind']} behind HAProxy (check inter {hc['inter_ms']} ms,"
+        f"stack: {len(nodes)} x {nodes[0]['kind']} behind HAProxy, {stack['backend']} backend"
+        f" (check inter {hc['inter_ms']} ms,"
         f" fall {hc['fall']}, rise {hc['rise']}), {_chains(doc['stack'])},"
         f" ready in {doc['stack_ready_s']:.2f}s",
     ]

@@ -43,8 +43,8 @@ def test_subnets_cover_the_pool_once_from_a_start_the_run_picks() -> None:
 
 
 def test_planned_components_name_their_containers_so_faults_act_on_containers() -> None:
-    layout = plan_layout(StackSpec(name="p", backend="docker"), "p-1", next(subnets("x")))
-    components = planned_components(layout)
+    spec = StackSpec(name="p", backend="docker")
+    components = planned_components(plan_layout(spec, "p-1", next(subnets("x"))), spec)
     assert all(c.container == container_name("p-1", c.name) for c in components)
     assert {c.name for c in components if c.data_dir} >= {"node-0", "node-1"}
 
@@ -54,7 +54,6 @@ def test_planned_components_name_their_containers_so_faults_act_on_containers() 
     [
         ({"fault_proxy": True}, "fault_proxy"),
         ({"prometheus": True}, "prometheus"),
-        ({"data_dir_size_mb": 64}, "data_dir_size_mb"),
     ],
 )
 def test_what_the_docker_backend_cannot_run_is_refused_naming_the_option_and_the_way_out(

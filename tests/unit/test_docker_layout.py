@@ -99,3 +99,17 @@ def test_a_planned_one_chain_docker_stack_has_what_the_chain_faults_check() -> N
     assert [c.name for c in state.components][-2:] == ["replicator", "haproxy"]
     fault = make_fault("peer_partition", planned, "primary")
     assert [t.name for t in fault.preflight(state)] == ["node-0"]
+
+
+def test_a_die_after_docker_said_oom_says_the_container_was_oom_killed() -> None:
+    raw = {
+        "Type": "container",
+        "Action": "die",
+        "timeNano": 5_000_000_000,
+        "Actor": {"Attributes": {"io.harness.component": "node-0", "exitCode": "137"}},
+    }
+    event = to_event(raw, offset_ns=0, oom_killed=True)
+    assert event is not None and event.returncode == 137
+    assert event.detail == "exited with status 137 (OOM-killed: over the container's memory limit)"
+    plain = to_event(raw, offset_ns=0)
+    assert plain is not None and "OOM" not in plain.detail

@@ -21,6 +21,28 @@ bounded even if the harness is SIGKILLed in the middle:
 - ``stall`` (`SyncStall`): anvil's ``evm_setIntervalMining(0)``: the node answers every
   call but its head stops. Undo: ``evm_setIntervalMining(<block time>)`` (`rpc_call`).
 
+On the docker backend (a target with ``ComponentState.container``) the same faults work
+inside the node's container (root, cgroup v1; `harness.faults.cgroups`):
+
+- ``cpu``: stress-ng is started on the host by a launcher that first joins the container's
+  cpu, cpuacct and memory cgroups, so its workers are born there: the container's CPU
+  quota (``--container-cpus``) bounds them together with the node, and its cpuacct.usage
+  is charged their time (verified). Undo as on the host: ``kill_process_group``.
+- ``memory``: the allocator joins the container's cgroups before it touches a page, so
+  they are charged to the container and its limit (``--container-memory-mb``) bounds them:
+  the node keeps what is left (``headroom_mb`` at least, or the fault is refused before
+  anything starts). The allocator sets its own oom_score_adj to -1000, so when the node
+  needs more than is left the container's OOM killer takes the node, never the allocator
+  and never anything of the host's: Docker's restart policy restarts it (the exit event
+  says "OOM-killed"), and while the fault holds a node that cannot start in what is left
+  is killed again, each restart an event. ``scope`` is the container either way;
+  ``scope="cgroup"`` needs a limit, ``scope="host"`` without one takes host memory inside
+  the container's cgroup (the host floor applies). Undo: ``kill_process``; nothing else
+  to restore (the container's cgroups are its own).
+- ``disk``: the node's /data is a tmpfs volume of ``--data-dir-size-mb`` MiB; the fill
+  file goes there through the container's root as the host sees it,
+  ``/proc/<workload pid>/root/data``. Undo: ``remove_file`` of that path.
+
 Every undo operation is plain data in the ledger, idempotent, and replayable by another
 process (`harness.faults.ledger.replay_open_records`).
 """

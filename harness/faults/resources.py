@@ -482,13 +482,14 @@ class CpuStress(Fault):
                 groups = cgroups.cgroups_of(target.pid)
                 usage_ns = cgroups.cpu_usage_ns(groups)
                 argv = cgroups.joined_argv(argv, groups)
-                self.mechanism = f"{self.mechanism} in the container's cgroups"
             proc, stderr = _start_helper(argv, stdout=subprocess.DEVNULL)
             self._helpers.append((proc, stderr))
             if inside:
                 self._cgroups[proc.pid], self._usage_ns[proc.pid] = groups, usage_ns
             identity = ProcessIdentity.of(proc.pid)
             self.add_undo({"op": "kill_process_group", "name": STRESS_NG, **identity.__dict__})
+        if inside:
+            self.mechanism += " in the container's cgroups"
 
     def _workers(self, proc: subprocess.Popen[bytes]) -> list[psutil.Process]:
         try:
@@ -1060,6 +1061,8 @@ class DiskFill(Fault):
             path = self._files[target.name]
             if path.exists():
                 raise FaultIneffective(f"fill file {path} is still there")
+            if not path.parent.exists():
+                continue  # /proc/<pid>/root/data of a container that restarted meanwhile
             used_pct = _used_pct(path.parent)
             if used_pct > self._before_pct[target.name] + 1:
                 raise FaultIneffective(

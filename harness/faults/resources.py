@@ -31,14 +31,16 @@ inside the node's container (root, cgroup v1; `harness.faults.cgroups`):
 - ``memory``: the allocator joins the container's cgroups before it touches a page, so
   they are charged to the container and its limit (``--container-memory-mb``) bounds them:
   the node keeps what is left (``headroom_mb`` at least, or the fault is refused before
-  anything starts). The allocator sets its own oom_score_adj to -1000, so when the node
-  needs more than is left the container's OOM killer takes the node, never the allocator
-  and never anything of the host's: Docker's restart policy restarts it (the exit event
-  says "OOM-killed"), and while the fault holds a node that cannot start in what is left
-  is killed again, each restart an event. ``scope`` is the container either way;
-  ``scope="cgroup"`` needs a limit, ``scope="host"`` without one takes host memory inside
-  the container's cgroup (the host floor applies). Undo: ``kill_process``; nothing else
-  to restore (the container's cgroups are its own).
+  anything starts). A memory-limited node's container runs with oom_score_adj 1000 (set
+  by the stack: lowering the allocator's instead needs CAP_SYS_RESOURCE, which even root
+  may lack), so when the node needs more than is left the container's OOM killer takes
+  the node, never the allocator and never anything of the host's: Docker's restart policy
+  restarts it (the exit event says "OOM-killed", status 137), and while the fault holds a
+  node that cannot start in what is left is killed again, each restart an event.
+  ``scope`` is the container either way; ``scope="cgroup"`` needs a limit,
+  ``scope="host"`` without one takes host memory inside the container's cgroup (the host
+  floor applies, and the allocator is the OOM killer's first choice, as on the host).
+  Undo: ``kill_process``; nothing else to restore (the container's cgroups are its own).
 - ``disk``: the node's /data is a tmpfs volume of ``--data-dir-size-mb`` MiB; the fill
   file goes there through the container's root as the host sees it,
   ``/proc/<workload pid>/root/data``. Undo: ``remove_file`` of that path.
@@ -96,7 +98,6 @@ FILL_PREFIX = "harness-fill-"
 HOST_FLOOR_SHARE = 0.10  # never below 10% of the host's RAM, whatever floor_mb says
 HOST_FLOOR_MB = 1024  # the floor for a disk fill on a tmpfs (its pages are host RAM)
 OOM_FIRST = 1000  # oom_score_adj of whatever the OOM killer should take first
-OOM_NEVER = -1000  # ... and of what it must never take (lowering it needs root)
 MAX_BOUND_S = 86_400.0
 SCOPES = ("host", "cgroup")
 STRESS_NG = "stress-ng"
@@ -747,9 +748,13 @@ class MemoryPressure(Fault):
 
     def apply(self, targets: tuple[ComponentState, ...]) -> None:
         if self._containers:
-            for target in targets:  # never the OOM killer's choice: the node is squeezed
+            for target in targets:
                 groups = self._containers[target.name]
-                pid = self._spawn(cgroups.procs_files(groups), str(OOM_NEVER))
+                # Under a limit the node's container is the OOM killer's first choice
+                # (oom_score_adj 1000, set by the stack); with none, the allocator is.
+                limited = cgroups.memory_limit_bytes(groups) is not None
+                oom_adj = "" if limited else str(OOM_FIRST)
+                pid = self._spawn(cgroups.procs_files(groups), oom_adj)
                 self._allocator_of[target.name] = pid
             return
         limit = (self.mb + self.headroom_mb) * MIB

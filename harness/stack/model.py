@@ -222,7 +222,7 @@ class StackSpec:
         return cls(**doc)
 
 
-#: The smallest container memory limit a node is given: anvil 1.7.1 takes ~40 MiB to start.
+#: The smallest container memory limit a node is given: anvil 1.7.1 takes ~20 MiB to start.
 MIN_CONTAINER_MEMORY_MB = 64
 
 
@@ -237,7 +237,7 @@ def check_container_limits(memory_mb: object, cpus: object) -> None:
         raise ConfigError(
             "container_memory_mb",
             memory_mb,
-            f"choose {MIN_CONTAINER_MEMORY_MB} to 1048576 MiB (a node needs about 40 to "
+            f"choose {MIN_CONTAINER_MEMORY_MB} to 1048576 MiB (a node needs about 20 to "
             "start), or leave it off for no limit",
         )
     host_cpus = os.cpu_count() or 1

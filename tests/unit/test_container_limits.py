@@ -124,7 +124,8 @@ def test_served_nodes_get_the_limits_and_a_tmpfs_volume_the_chain_source_and_hap
         "haproxy": (None, None, None),
     }
     assert host_config_limits(spec) == {
-        "mem_limit": "256m", "memswap_limit": "256m", "nano_cpus": 500_000_000,
+        "mem_limit": "256m", "memswap_limit": "256m", "oom_score_adj": 1000,
+        "nano_cpus": 500_000_000,
     }  # fmt: skip
     assert data_volume_options(spec) == {"type": "tmpfs", "device": "tmpfs", "o": "size=64m"}
 

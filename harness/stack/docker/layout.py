@@ -117,12 +117,20 @@ def node_limits(spec: StackSpec) -> dict[str, Any]:
     }
 
 
+#: The oom_score_adj of a memory-limited node's container: in its own cgroup the OOM killer
+#: takes the node before a memory fault's allocator (whose own cannot be lowered without
+#: CAP_SYS_RESOURCE), and on the host before anything of the host's.
+NODE_OOM_SCORE_ADJ = 1000
+
+
 def host_config_limits(spec: StackSpec) -> dict[str, Any]:
     """A served node's limits as `docker.APIClient.create_host_config` takes them: memory
-    with no swap beyond it (memswap = memory), CPUs as a CFS quota in billionths."""
+    with no swap beyond it (memswap = memory) and the OOM killer's first choice, CPUs as
+    a CFS quota in billionths."""
     limits: dict[str, Any] = {}
     if spec.container_memory_mb is not None:
         limits["mem_limit"] = limits["memswap_limit"] = f"{spec.container_memory_mb}m"
+        limits["oom_score_adj"] = NODE_OOM_SCORE_ADJ
     if spec.container_cpus is not None:
         limits["nano_cpus"] = round(spec.container_cpus * 1e9)
     return limits

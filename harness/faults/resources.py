@@ -402,7 +402,8 @@ class CpuStress(Fault):
     """``cores`` stress-ng CPU workers at ``load_pct`` each, for at most ``max_s`` seconds.
 
     One stress-ng per targeted node; with ``pin_to_node`` its workers run on that node's
-    CPUs (its affinity), so they compete with the node and with nothing else.
+    CPUs (its affinity), so they compete with the node and with nothing else. On a docker
+    node they run in its container's cgroups, within its CPU quota (``--container-cpus``).
     """
 
     kind: ClassVar[str] = "cpu"
@@ -606,7 +607,9 @@ class MemoryPressure(Fault):
     helper's instead would need CAP_SYS_RESOURCE). Pages the node held before it moved
     stay charged where they were (cgroup v1 moves no charges by default). The floor
     applies to both scopes: the helper's memory is the host's either way. One helper
-    (and cgroup) per targeted node.
+    (and cgroup) per targeted node. On a docker node the helper runs in its container's
+    own cgroups instead, within its limit (``--container-memory-mb``) less ``headroom_mb``
+    (see the module's docstring for what an OOM kill then is).
     """
 
     kind: ClassVar[str] = "memory"
@@ -949,7 +952,8 @@ class DiskFill(Fault):
 
     Only a data dir on a filesystem of its own is filled (``data_dir_size_mb``), so the
     host's disk is never touched; on a tmpfs the fill comes out of RAM and is refused if
-    it would push the host below the memory floor (1024 MiB or 10% of RAM).
+    it would push the host below the memory floor (1024 MiB or 10% of RAM). A docker
+    node's /data (a tmpfs volume) is reached through ``/proc/<pid>/root/data``.
     """
 
     kind: ClassVar[str] = "disk"

@@ -196,6 +196,21 @@ def test_memory_pressure_in_a_container_is_charged_to_it_and_freed_after(docker:
 
 
 @pytest.mark.chaos
+def test_memory_on_a_container_with_no_limit_takes_host_memory_in_its_cgroup_and_dies_first(
+    docker: Any,
+) -> None:
+    with DockerStack(_spec("dk-nolim")) as stack:
+        groups = cg.cgroups_of(_node(stack).pid)  # type: ignore[arg-type]
+        assert cg.memory_limit_bytes(groups) is None
+        with MemoryPressure(stack, "primary", mb=64, max_s=30) as fault:
+            (allocator,) = fault.helper_pids
+            assert cg.in_cgroups(allocator, groups)
+            assert Path(f"/proc/{allocator}/oom_score_adj").read_text().strip() == "1000"
+        assert _helpers_in(groups, "harness memory allocator") == []
+    assert fault.mechanism == "allocator in the container's memory cgroup (no limit: host memory)"
+
+
+@pytest.mark.chaos
 def test_a_node_needing_more_than_its_headroom_is_oom_killed_not_the_allocator_and_restarts(
     docker: Any,
 ) -> None:

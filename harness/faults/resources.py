@@ -21,6 +21,30 @@ bounded even if the harness is SIGKILLed in the middle:
 - ``stall`` (`SyncStall`): anvil's ``evm_setIntervalMining(0)``: the node answers every
   call but its head stops. Undo: ``evm_setIntervalMining(<block time>)`` (`rpc_call`).
 
+On the docker backend (a target with ``ComponentState.container``) the same faults work
+inside the node's container (root, cgroup v1; `harness.faults.cgroups`):
+
+- ``cpu``: stress-ng is started on the host by a launcher that first joins the container's
+  cpu, cpuacct and memory cgroups, so its workers are born there: the container's CPU
+  quota (``--container-cpus``) bounds them together with the node, and its cpuacct.usage
+  is charged their time (verified). Undo as on the host: ``kill_process_group``.
+- ``memory``: the allocator joins the container's cgroups before it touches a page, so
+  they are charged to the container and its limit (``--container-memory-mb``) bounds them:
+  the node keeps what is left (``headroom_mb`` at least, or the fault is refused before
+  anything starts). A memory-limited node's container runs with oom_score_adj 1000 (set
+  by the stack: lowering the allocator's instead needs CAP_SYS_RESOURCE, which even root
+  may lack), so when the node needs more than is left the container's OOM killer takes
+  the node, never the allocator and never anything of the host's: Docker's restart policy
+  restarts it (the exit event says "OOM-killed", status 137), and while the fault holds a
+  node that cannot start in what is left is killed again, each restart an event.
+  ``scope`` is the container either way; ``scope="cgroup"`` needs a limit,
+  ``scope="host"`` without one takes host memory inside the container's cgroup (the host
+  floor applies, and the allocator is the OOM killer's first choice, as on the host).
+  Undo: ``kill_process``; nothing else to restore (the container's cgroups are its own).
+- ``disk``: the node's /data is a tmpfs volume of ``--data-dir-size-mb`` MiB; the fill
+  file goes there through the container's root as the host sees it,
+  ``/proc/<workload pid>/root/data``. Undo: ``remove_file`` of that path.
+
 Every undo operation is plain data in the ledger, idempotent, and replayable by another
 process (`harness.faults.ledger.replay_open_records`).
 """
@@ -48,6 +72,7 @@ from typing import IO, Any, ClassVar
 import psutil
 
 from harness.errors import ConfigError, HarnessError
+from harness.faults import cgroups, container
 from harness.faults.fault import Fault, FaultIneffective, FaultUnavailable, wait_until
 from harness.faults.registry import register
 from harness.faults.undo import UndoOp, undo_op
@@ -79,18 +104,19 @@ STRESS_NG = "stress-ng"
 _CGROUP_NAME = re.compile(r"^[a-z]+-[0-9a-f]{8}-[A-Za-z0-9_.-]{1,64}$")
 _HELPER_TIMEOUT_S = 10.0
 
-# The memory allocator, run as ``python -I -S -c ALLOCATOR MB MAX_S CGROUP_PROCS OOM_ADJ``.
-# It joins the cgroup (if any) before it allocates, so every page it touches is charged
-# there; it writes every byte (resident, not just address space) and says "ready".
+# The memory allocator, run as ``python -I -S -c ALLOCATOR MB MAX_S OOM_ADJ [PROCS...]``.
+# It joins the cgroups (``cgroup.procs`` files, if any) before it allocates, so every page
+# it touches is charged there; it writes every byte (resident, not just address space) and
+# says "ready".
 ALLOCATOR = """\
 # harness memory allocator
 import mmap, os, sys, time
-mb, max_s, procs, oom_adj = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3], sys.argv[4]
+mb, max_s, oom_adj = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
 deadline = time.monotonic() + max_s
 if oom_adj:
     with open("/proc/self/oom_score_adj", "w") as f:
         f.write(oom_adj)
-if procs:
+for procs in sys.argv[4:]:
     with open(procs, "w") as f:
         f.write(str(os.getpid()))
 populate = getattr(mmap, "MAP_POPULATE", 0)
@@ -376,7 +402,8 @@ class CpuStress(Fault):
     """``cores`` stress-ng CPU workers at ``load_pct`` each, for at most ``max_s`` seconds.
 
     One stress-ng per targeted node; with ``pin_to_node`` its workers run on that node's
-    CPUs (its affinity), so they compete with the node and with nothing else.
+    CPUs (its affinity), so they compete with the node and with nothing else. On a docker
+    node they run in its container's cgroups, within its CPU quota (``--container-cpus``).
     """
 
     kind: ClassVar[str] = "cpu"
@@ -390,6 +417,8 @@ class CpuStress(Fault):
         super().__post_init__()
         self.mechanism = "stress-ng --cpu"
         self._helpers: list[tuple[subprocess.Popen[bytes], IO[bytes]]] = []
+        self._cgroups: dict[int, dict[str, Path]] = {}  # stress-ng pid: its container's
+        self._usage_ns: dict[int, int] = {}  # stress-ng pid: its container's CPU time before
 
     @property
     def helper_pids(self) -> tuple[int, ...]:
@@ -429,21 +458,40 @@ class CpuStress(Fault):
             argv += ["--taskset", ",".join(str(c) for c in sorted(cpus))]
         return argv
 
+    def preflight(self, state: StackState) -> tuple[ComponentState, ...]:
+        """A docker node needs root and cgroup v1 (its helper joins the container's cgroups)."""
+        targets = super().preflight(state)
+        if container.in_containers(targets):
+            cgroups.require_available(self.kind)
+        return targets
+
     def plan(self, targets: tuple[ComponentState, ...]) -> list[UndoOp]:
         return []  # each stress-ng is ledgered (add_undo) as soon as it exists
 
     def apply(self, targets: tuple[ComponentState, ...]) -> None:
+        inside = container.in_containers(targets)
         for target in targets:
             cpus = None
+            if (self.pin_to_node or inside) and target.pid is None:
+                raise FaultIneffective(f"fault ineffective: {target.name} is not running")
             if self.pin_to_node:
-                if target.pid is None:
-                    raise FaultIneffective(f"fault ineffective: {target.name} is not running")
+                assert target.pid is not None
                 cpus = psutil.Process(target.pid).cpu_affinity()
                 self.mechanism = "stress-ng --cpu --taskset"
-            proc, stderr = _start_helper(self.argv(cpus), stdout=subprocess.DEVNULL)
+            argv = self.argv(cpus)
+            if inside:  # the container's own cgroups: its CPU quota bounds the load
+                assert target.pid is not None
+                groups = cgroups.cgroups_of(target.pid)
+                usage_ns = cgroups.cpu_usage_ns(groups)
+                argv = cgroups.joined_argv(argv, groups)
+            proc, stderr = _start_helper(argv, stdout=subprocess.DEVNULL)
             self._helpers.append((proc, stderr))
+            if inside:
+                self._cgroups[proc.pid], self._usage_ns[proc.pid] = groups, usage_ns
             identity = ProcessIdentity.of(proc.pid)
             self.add_undo({"op": "kill_process_group", "name": STRESS_NG, **identity.__dict__})
+        if inside:
+            self.mechanism += " in the container's cgroups"
 
     def _workers(self, proc: subprocess.Popen[bytes]) -> list[psutil.Process]:
         try:
@@ -453,7 +501,8 @@ class CpuStress(Fault):
         return [c for c in children if _name(c).startswith(f"{STRESS_NG}-cpu")]
 
     def verify_applied(self, targets: tuple[ComponentState, ...]) -> None:
-        """Every stress-ng has ``cores`` workers, and each has used CPU time (>= 5 ms)."""
+        """Every stress-ng has ``cores`` workers, and each has used CPU time (>= 5 ms); in a
+        container, every worker is in its cgroups and the container was charged the time."""
 
         def busy(proc: subprocess.Popen[bytes], stderr: IO[bytes]) -> bool:
             if proc.poll() is not None:
@@ -462,7 +511,19 @@ class CpuStress(Fault):
                     f"{_stderr_of(stderr) or 'no output'}"
                 )
             workers = self._workers(proc)
-            return len(workers) == self.cores and all(_cpu_s(w) >= 0.005 for w in workers)
+            if len(workers) != self.cores or not all(_cpu_s(w) >= 0.005 for w in workers):
+                return False
+            groups = self._cgroups.get(proc.pid)
+            if groups is None:
+                return True
+            outside = [w.pid for w in workers if not cgroups.in_cgroups(w.pid, groups)]
+            if outside:
+                raise FaultIneffective(
+                    f"fault ineffective: stress-ng workers {outside} are not in the "
+                    f"container's cgroups ({groups['cpu']})"
+                )
+            charged_ns = cgroups.cpu_usage_ns(groups) - self._usage_ns[proc.pid]
+            return charged_ns >= 5_000_000 * self.cores
 
         for proc, stderr in self._helpers:
             wait_until(
@@ -546,7 +607,9 @@ class MemoryPressure(Fault):
     helper's instead would need CAP_SYS_RESOURCE). Pages the node held before it moved
     stay charged where they were (cgroup v1 moves no charges by default). The floor
     applies to both scopes: the helper's memory is the host's either way. One helper
-    (and cgroup) per targeted node.
+    (and cgroup) per targeted node. On a docker node the helper runs in its container's
+    own cgroups instead, within its limit (``--container-memory-mb``) less ``headroom_mb``
+    (see the module's docstring for what an OOM kill then is).
     """
 
     kind: ClassVar[str] = "memory"
@@ -563,6 +626,8 @@ class MemoryPressure(Fault):
         self._helpers: list[tuple[subprocess.Popen[bytes], IO[bytes]]] = []
         self._cgroups: dict[str, tuple[Path, Path]] = {}  # node: (ours, its own)
         self._identities: dict[str, ProcessIdentity] = {}
+        self._containers: dict[str, dict[str, Path]] = {}  # docker node: its cgroups
+        self._allocator_of: dict[str, int] = {}  # docker node: the allocator in it
 
     @property
     def helper_pids(self) -> tuple[int, ...]:
@@ -603,10 +668,56 @@ class MemoryPressure(Fault):
             "headroom_mb": self.headroom_mb,
         }
 
+    def preflight(self, state: StackState) -> tuple[ComponentState, ...]:
+        """On docker nodes: root and cgroup v1, and room in each container's memory limit
+        for ``mb`` and the node's ``headroom_mb`` (scope="cgroup" needs a limit)."""
+        targets = super().preflight(state)
+        if container.in_containers(targets):
+            for target in targets:
+                self._check_room(target.name, target.memory_limit_mb)
+            cgroups.require_available(self.kind)
+        return targets
+
+    def _check_room(self, name: str, limit_mb: int | None) -> None:
+        if limit_mb is None:
+            if self.scope == "cgroup":
+                raise ConfigError(
+                    "scope",
+                    self.scope,
+                    f"{name}'s container has no memory limit to squeeze the node within: "
+                    "start the stack with --container-memory-mb N, or use scope=host (the "
+                    "allocator then takes host memory, inside the container's cgroup)",
+                )
+            return
+        room_mb = limit_mb - self.headroom_mb
+        if self.mb > room_mb:
+            raise ConfigError(
+                "mb",
+                self.mb,
+                f"{name}'s container is limited to {limit_mb} MiB and the node keeps "
+                f"headroom_mb={self.headroom_mb} of it: ask for at most {max(room_mb, 0)} MiB, "
+                "lower headroom_mb, or raise --container-memory-mb",
+            )
+
     def plan(self, targets: tuple[ComponentState, ...]) -> list[UndoOp]:
         refusal = _host_memory_refusal(self.mb * MIB * len(targets), self.floor_mb)
         if refusal:
             raise ConfigError("mb", self.mb, refusal)
+        if container.in_containers(targets):  # the container's own cgroups: its limit bounds it
+            for target in targets:
+                if target.pid is None:
+                    raise FaultIneffective(f"fault ineffective: {target.name} is not running")
+                groups = cgroups.cgroups_of(target.pid)
+                limit = cgroups.memory_limit_bytes(groups)
+                self._check_room(target.name, None if limit is None else limit // MIB)
+                self._containers[target.name] = groups
+            limited = all(cgroups.memory_limit_bytes(g) for g in self._containers.values())
+            self.mechanism = (
+                "allocator in the container's memory cgroup"
+                if limited
+                else "allocator in the container's memory cgroup (no limit: host memory)"
+            )
+            return []  # each allocator is ledgered (add_undo) as soon as it exists
         if self.scope == "host":
             return []  # each helper is ledgered (add_undo) as soon as it exists
         ok, why = cgroup_memory_available()
@@ -639,15 +750,27 @@ class MemoryPressure(Fault):
         return ops
 
     def apply(self, targets: tuple[ComponentState, ...]) -> None:
+        if self._containers:
+            for target in targets:
+                groups = self._containers[target.name]
+                # Under a limit the node's container is the OOM killer's first choice
+                # (oom_score_adj 1000, set by the stack); with none, the allocator is.
+                limited = cgroups.memory_limit_bytes(groups) is not None
+                oom_adj = "" if limited else str(OOM_FIRST)
+                pid = self._spawn(cgroups.procs_files(groups), oom_adj)
+                self._allocator_of[target.name] = pid
+            return
         limit = (self.mb + self.headroom_mb) * MIB
         for target in targets:
-            procs = ""
+            procs = []
             if self.scope == "cgroup":
                 ours, _ = self._cgroups[target.name]
                 _make_cgroup(ours)
                 (ours / "memory.limit_in_bytes").write_text(str(limit))
-                procs = str(ours / "cgroup.procs")
-            self._spawn(procs)
+                procs = [str(ours / "cgroup.procs")]
+            # On the host the allocator is the OOM killer's first victim, never anything of
+            # the host's; in a cgroup the node is (below), and the allocator keeps its default.
+            self._spawn(procs, "" if procs else str(OOM_FIRST))
             if self.scope == "cgroup":
                 identity = self._identities[target.name]
                 if not identity.alive():
@@ -660,16 +783,14 @@ class MemoryPressure(Fault):
                 else "allocator (host)"
             )
 
-    def _spawn(self, cgroup_procs: str) -> None:
-        # On the host the allocator is the OOM killer's first victim, never anything of the
-        # host's; in a cgroup the node is (see apply), and the allocator keeps its default.
-        oom_adj = "" if cgroup_procs else str(OOM_FIRST)
+    def _spawn(self, procs: list[str], oom_adj: str) -> int:
         argv = [sys.executable, "-I", "-S", "-c", ALLOCATOR]
-        argv += [str(self.mb), repr(float(self.max_s)), cgroup_procs, oom_adj]
+        argv += [str(self.mb), repr(float(self.max_s)), oom_adj, *procs]
         proc, stderr = _start_helper(argv, stdout=subprocess.PIPE)
         self._helpers.append((proc, stderr))
         identity = ProcessIdentity.of(proc.pid)
         self.add_undo({"op": "kill_process", "name": "memory allocator", **identity.__dict__})
+        return proc.pid
 
     def verify_applied(self, targets: tuple[ComponentState, ...]) -> None:
         """Each allocator said it wrote all its memory and its RSS is at least 90% of ``mb``;
@@ -700,6 +821,19 @@ class MemoryPressure(Fault):
             pid = self._identities[name].pid
             if memory_cgroup_of(pid) != ours:
                 raise FaultIneffective(f"fault ineffective: {name} (pid {pid}) is not in {ours}")
+        for name, groups in self._containers.items():
+            allocator = self._allocator_of[name]
+            if not cgroups.in_cgroups(allocator, groups):
+                raise FaultIneffective(
+                    f"fault ineffective: the memory allocator (pid {allocator}) is not in "
+                    f"{name}'s container's cgroups ({groups['memory']})"
+                )
+            charged = cgroups.memory_usage_bytes(groups)
+            if charged < 0.9 * self.mb * MIB:
+                raise FaultIneffective(
+                    f"fault ineffective: {name}'s container is charged {charged / MIB:.0f} MiB, "
+                    f"less than the {self.mb} MiB allocated in it"
+                )
 
     def revert(self, targets: tuple[ComponentState, ...]) -> None:
         for proc, stderr in self._helpers:
@@ -754,11 +888,12 @@ def _used_pct(path: Path) -> float:
     return 100.0 * used / (used + avail) if used + avail else 100.0
 
 
-def _fs_type(path: Path) -> str:
-    """The type of the filesystem mounted at or above ``path`` (from /proc/self/mounts)."""
-    target = os.path.realpath(path)
+def _fs_type(path: Path | str, mounts_file: str = "/proc/self/mounts") -> str:
+    """The type of the filesystem mounted at or above ``path`` (from ``mounts_file``: a
+    container's own is /proc/<pid>/mounts, with ``path`` as the container sees it)."""
+    target = os.path.realpath(path) if mounts_file == "/proc/self/mounts" else str(path)
     best, kind = "", ""
-    with open("/proc/self/mounts") as mounts:
+    with open(mounts_file) as mounts:
         for line in mounts:
             fields = line.split()
             point = fields[1].replace("\\040", " ")
@@ -768,9 +903,30 @@ def _fs_type(path: Path) -> str:
     return kind
 
 
+def _data_dir_on_host(target: ComponentState) -> Path | None:
+    """Where the host reaches the node's data dir: itself on the local backend; in a
+    container, through its workload's root (/proc/<pid>/root/data: the container's mount,
+    whichever volume it is)."""
+    if not target.data_dir:
+        return None
+    if target.container is None:
+        return Path(target.data_dir)
+    if target.pid is None:
+        raise FaultIneffective(f"fault ineffective: {target.name} is not running")
+    return Path(f"/proc/{target.pid}/root") / target.data_dir.lstrip("/")
+
+
+def _data_dir_fs_type(target: ComponentState, data_dir: Path) -> str:
+    if target.container is None:
+        return _fs_type(data_dir)
+    assert target.data_dir is not None
+    return _fs_type(target.data_dir, f"/proc/{target.pid}/mounts")
+
+
 def _own_filesystem(target: ComponentState) -> Path:
-    """The node's data dir, if it is a filesystem of its own; `ConfigError` if not."""
-    data_dir = Path(target.data_dir) if target.data_dir else None
+    """The node's data dir (as the host reaches it), if it is a filesystem of its own;
+    `ConfigError` if not."""
+    data_dir = _data_dir_on_host(target)
     if (
         data_dir is None
         or not data_dir.is_dir()
@@ -796,7 +952,8 @@ class DiskFill(Fault):
 
     Only a data dir on a filesystem of its own is filled (``data_dir_size_mb``), so the
     host's disk is never touched; on a tmpfs the fill comes out of RAM and is refused if
-    it would push the host below the memory floor (1024 MiB or 10% of RAM).
+    it would push the host below the memory floor (1024 MiB or 10% of RAM). A docker
+    node's /data (a tmpfs volume) is reached through ``/proc/<pid>/root/data``.
     """
 
     kind: ClassVar[str] = "disk"
@@ -818,6 +975,11 @@ class DiskFill(Fault):
         targets = super().preflight(state)
         if any(t.data_dir_size_mb is None for t in targets):
             raise _no_filesystem_of_its_own()
+        if container.in_containers(targets) and os.geteuid() != 0:
+            raise FaultUnavailable(
+                "disk cannot run in a container here: it reaches the container's /data "
+                "through /proc/<pid>/root, which needs root"
+            )
         return targets
 
     def params(self) -> dict[str, Any]:
@@ -836,7 +998,7 @@ class DiskFill(Fault):
                     self.percent,
                     f"{target.name}'s data dir is already {current:.1f}% full; choose more",
                 )
-            if _fs_type(data_dir) == "tmpfs":
+            if _data_dir_fs_type(target, data_dir) == "tmpfs":
                 refusal = _host_memory_refusal(need, HOST_FLOOR_MB)
                 if refusal:
                     raise ConfigError(
@@ -908,6 +1070,8 @@ class DiskFill(Fault):
             path = self._files[target.name]
             if path.exists():
                 raise FaultIneffective(f"fill file {path} is still there")
+            if not path.parent.exists():
+                continue  # /proc/<pid>/root/data of a container that restarted meanwhile
             used_pct = _used_pct(path.parent)
             if used_pct > self._before_pct[target.name] + 1:
                 raise FaultIneffective(

@@ -39,7 +39,7 @@ from harness.chain import (
     replicator_command,
     source_args,
 )
-from harness.errors import ConfigError, StackError
+from harness.errors import BackendUnsupported, ConfigError, StackError
 from harness.jsonrpc import RpcClient, RpcFailure
 from harness.monitor import processes as monitor
 from harness.proxy.process import proxy_command, wait_healthy
@@ -204,11 +204,27 @@ def chain_fields(
     }
 
 
+def check_local_spec(spec: StackSpec) -> None:
+    """`BackendUnsupported` for what only a container has: a memory or CPU limit of its own."""
+    refused = {
+        "container_memory_mb": (spec.container_memory_mb, "limits a node's container, and the "
+                                "local backend runs processes: use --backend docker, or a "
+                                "memory fault with scope=cgroup to squeeze a local node"),
+        "container_cpus": (spec.container_cpus, "limits a node's container, and the local "
+                           "backend runs processes: use --backend docker, or a cpu fault with "
+                           "pin_to_node=true to compete with a local node on its CPUs"),
+    }  # fmt: skip
+    for field, (value, fix) in refused.items():
+        if value is not None:
+            raise BackendUnsupported(field, value, fix)
+
+
 class PlannedStack:
     """A stack of ``spec`` as it will be, before anything starts (no process, ports 0): what
     a fault is checked against so that bad input fails before a stack is up."""
 
     def __init__(self, spec: StackSpec) -> None:
+        check_local_spec(spec)
         self.spec = spec
         components, control_url = layout(
             spec, spec.frontend_port or 0, lambda: 0, lambda node: f"<{node} data>"
@@ -283,6 +299,7 @@ class LocalStack:
     def start(self) -> StackState:
         """Stand the stack up; returns once it is ready. Leaves nothing behind on failure."""
         started_ns = time.monotonic_ns()
+        check_local_spec(self.spec)
         self.adapter.binary()  # a missing binary fails before anything is created
         haproxy.haproxy_binary()
         if self.spec.isolation == "netns":

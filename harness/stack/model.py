@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol, Self, runtime_checkable
@@ -81,8 +82,14 @@ class StackSpec:
     max_head_lag_blocks: int = 5
     # "loopback" (fast default) or "netns": each node in a network namespace of its own.
     isolation: str = "loopback"
-    # Each node's data dir on a tmpfs of this size (MiB), so a disk fill is contained.
+    # Each node's data dir on a tmpfs of this size (MiB), so a disk fill is contained (on
+    # the docker backend: a tmpfs volume of the run's own, mounted at /data).
     data_dir_size_mb: int | None = None
+    # The docker backend: each node's container limited to this much memory (MiB, no swap)
+    # and this many CPUs (a CFS quota: 0.5 is half a CPU); the memory and cpu faults put
+    # their load inside these limits.
+    container_memory_mb: int | None = None
+    container_cpus: float | None = None
     # The harness's JSON-RPC fault proxy between HAProxy and every node.
     fault_proxy: bool = False
     # A Toxiproxy server's API (http://127.0.0.1:8474): a proxy of its own before every
@@ -136,6 +143,7 @@ class StackSpec:
             raise ConfigError(
                 "data_dir_size_mb", self.data_dir_size_mb, "choose 16 to 65536 MiB, or leave it off"
             )
+        check_container_limits(self.container_memory_mb, self.container_cpus)
         if self.toxiproxy is not None:
             check_toxiproxy_url(self.toxiproxy)
         if self.policy not in POLICY_NAMES:
@@ -214,6 +222,38 @@ class StackSpec:
         return cls(**doc)
 
 
+#: The smallest container memory limit a node is given: anvil 1.7.1 takes ~20 MiB to start.
+MIN_CONTAINER_MEMORY_MB = 64
+
+
+def check_container_limits(memory_mb: object, cpus: object) -> None:
+    """`ConfigError` unless the container limits are None or in range: memory in whole MiB
+    from `MIN_CONTAINER_MEMORY_MB`, CPUs from 0.01 to this host's count (Docker's range)."""
+    if memory_mb is not None and (
+        isinstance(memory_mb, bool)
+        or not isinstance(memory_mb, int)
+        or not MIN_CONTAINER_MEMORY_MB <= memory_mb <= 1 << 20
+    ):
+        raise ConfigError(
+            "container_memory_mb",
+            memory_mb,
+            f"choose {MIN_CONTAINER_MEMORY_MB} to 1048576 MiB (a node needs about 20 to "
+            "start), or leave it off for no limit",
+        )
+    host_cpus = os.cpu_count() or 1
+    if cpus is not None and (
+        isinstance(cpus, bool)
+        or not isinstance(cpus, int | float)
+        or not (math.isfinite(cpus) and 0.01 <= cpus <= host_cpus)
+    ):
+        raise ConfigError(
+            "container_cpus",
+            cpus,
+            f"choose 0.01 to {host_cpus} CPUs (this host's), e.g. 0.5 for half a CPU, or "
+            "leave it off for no limit",
+        )
+
+
 def auto_chain(node_kind: str) -> str:
     """What ``--chain auto`` means for nodes of ``node_kind``."""
     return "one" if node_kind == "anvil" else "independent"
@@ -267,6 +307,10 @@ class ComponentState:
     data_dir: str | None = None
     # The size of the node's own filesystem under data_dir (MiB), if it has one.
     data_dir_size_mb: int | None = None
+    # The docker backend: the limits its container runs with (None: none), as Docker has
+    # them (HostConfig.Memory and NanoCpus).
+    memory_limit_mb: int | None = None
+    cpus: float | None = None
     netns: str | None = None
     ifname: str | None = None  # the node's end of its veth pair, inside ``netns``
     host_ifname: str | None = None  # the host's end

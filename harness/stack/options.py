@@ -5,7 +5,7 @@ from either, so a flag means the same thing, with the same default, in both.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from harness.stack.model import (
     auto_chain,
 )
 from harness.stack.nodes import ADAPTERS
+from harness.units import parse_cpus, parse_size_mb
 
 _DEFAULT = StackSpec()
 
@@ -146,7 +147,26 @@ STACK_OPTIONS: tuple[StackOption, ...] = (
         "data_dir_size_mb",
         int,
         None,
-        "Each node's data dir on a tmpfs of this size (root; disk fill faults).",
+        "Each node's data dir on a tmpfs of this size (root; disk fill faults); on docker "
+        "a tmpfs volume of this size at /data.",
+    ),
+    StackOption(
+        "--container-memory-mb",
+        "container_memory_mb",
+        str,
+        None,
+        "docker backend: each node's container limited to this much memory, no swap "
+        "(512, 512m, 2g); memory faults squeeze the node within it.",
+        metavar="MIB",
+    ),
+    StackOption(
+        "--container-cpus",
+        "container_cpus",
+        str,
+        None,
+        "docker backend: each node's container limited to this many CPUs (0.5, 1.5); cpu "
+        "faults compete with the node within it.",
+        metavar="CPUS",
     ),
     StackOption(
         "--fault-proxy",
@@ -225,6 +245,10 @@ def parse_node_lag(items: tuple[str, ...] | list[str]) -> tuple[tuple[str, int],
     return tuple(parsed)
 
 
+def _maybe(parse: Callable[[Any, str], Any], value: Any, flag: str) -> Any:
+    return None if value is None else parse(value, flag)
+
+
 def stack_spec_from_options(values: Mapping[str, Any], *, name: str | None = None) -> StackSpec:
     """The `StackSpec` the options describe (keyed by `StackOption.dest`); an option left
     out, or given as None, takes its default. ``name`` overrides ``values["name"]``."""
@@ -246,6 +270,10 @@ def stack_spec_from_options(values: Mapping[str, Any], *, name: str | None = Non
         restart=RestartPolicy(delay_s=v["restart_delay"], backoff=v["restart_backoff"]),
         isolation=v["isolation"],
         data_dir_size_mb=v["data_dir_size_mb"],
+        container_memory_mb=_maybe(
+            parse_size_mb, v["container_memory_mb"], "--container-memory-mb"
+        ),
+        container_cpus=_maybe(parse_cpus, v["container_cpus"], "--container-cpus"),
         fault_proxy=bool(v["fault_proxy"]),
         toxiproxy=v["toxiproxy"],
         chain=v["chain"],
@@ -275,6 +303,8 @@ _SPEC_VALUE: dict[str, Any] = {
     "restart_backoff": lambda s: s.restart.backoff,
     "isolation": lambda s: s.isolation,
     "data_dir_size_mb": lambda s: s.data_dir_size_mb,
+    "container_memory_mb": lambda s: s.container_memory_mb,
+    "container_cpus": lambda s: s.container_cpus,
     "fault_proxy": lambda s: s.fault_proxy,
     "toxiproxy": lambda s: s.toxiproxy,
     "chain": lambda s: AUTO_CHAIN if s.chain == auto_chain(s.node_kind) else s.chain,

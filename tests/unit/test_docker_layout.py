@@ -43,8 +43,8 @@ def test_subnets_cover_the_pool_once_from_a_start_the_run_picks() -> None:
 
 
 def test_planned_components_name_their_containers_so_faults_act_on_containers() -> None:
-    layout = plan_layout(StackSpec(name="p", backend="docker"), "p-1", next(subnets("x")))
-    components = planned_components(layout)
+    spec = StackSpec(name="p", backend="docker")
+    components = planned_components(plan_layout(spec, "p-1", next(subnets("x"))), spec)
     assert all(c.container == container_name("p-1", c.name) for c in components)
     assert {c.name for c in components if c.data_dir} >= {"node-0", "node-1"}
 
@@ -52,7 +52,7 @@ def test_planned_components_name_their_containers_so_faults_act_on_containers() 
 @pytest.mark.parametrize(
     ("change", "field"),
     [
-        ({"data_dir_size_mb": 64}, "data_dir_size_mb"),
+        ({"toxiproxy": "http://127.0.0.1:8474"}, "toxiproxy"),
     ],
 )
 def test_what_the_docker_backend_cannot_run_is_refused_naming_the_option_and_the_way_out(
@@ -98,3 +98,17 @@ def test_a_planned_one_chain_docker_stack_has_what_the_chain_faults_check() -> N
     assert [c.name for c in state.components][-2:] == ["replicator", "haproxy"]
     fault = make_fault("peer_partition", planned, "primary")
     assert [t.name for t in fault.preflight(state)] == ["node-0"]
+
+
+def test_a_die_after_docker_said_oom_says_the_container_was_oom_killed() -> None:
+    raw = {
+        "Type": "container",
+        "Action": "die",
+        "timeNano": 5_000_000_000,
+        "Actor": {"Attributes": {"io.harness.component": "node-0", "exitCode": "137"}},
+    }
+    event = to_event(raw, offset_ns=0, oom_killed=True)
+    assert event is not None and event.returncode == 137
+    assert event.detail == "exited with status 137 (OOM-killed: over the container's memory limit)"
+    plain = to_event(raw, offset_ns=0)
+    assert plain is not None and "OOM" not in plain.detail

@@ -23,21 +23,35 @@ log = logging.getLogger(__name__)
 KINDS: dict[str, EventKind] = {"start": "started", "die": "exited", "stop": "stopped"}
 
 
-def to_event(raw: dict[str, Any], offset_ns: int) -> ProcessEvent | None:
-    """One decoded ``docker events`` record as a `ProcessEvent`, or None if it is none."""
-    kind = KINDS.get(str(raw.get("Action") or raw.get("status") or ""))
+def _action(raw: dict[str, Any]) -> str:
+    return str(raw.get("Action") or raw.get("status") or "")
+
+
+def _component(raw: dict[str, Any]) -> str:
+    attrs = (raw.get("Actor") or {}).get("Attributes") or {}
+    return str(attrs.get(LABEL_COMPONENT, attrs.get("name", "?")))
+
+
+def to_event(raw: dict[str, Any], offset_ns: int, oom_killed: bool = False) -> ProcessEvent | None:
+    """One decoded ``docker events`` record as a `ProcessEvent`, or None if it is none.
+    ``oom_killed``: Docker said "oom" for the container before it died (its memory cgroup's
+    OOM killer), which the exit's detail then says."""
+    kind = KINDS.get(_action(raw))
     if raw.get("Type") != "container" or kind is None:
         return None
     attrs = (raw.get("Actor") or {}).get("Attributes") or {}
     wall_ns = int(raw.get("timeNano") or int(raw.get("time", 0)) * 1_000_000_000)
     code = attrs.get("exitCode")
+    detail = f"exited with status {code}" if code is not None else ""
+    if kind == "exited" and oom_killed:
+        detail += " (OOM-killed: over the container's memory limit)"
     return ProcessEvent(
         t_ns=wall_ns - offset_ns,
         wall_time=wall_ns / 1e9,
-        component=attrs.get(LABEL_COMPONENT, attrs.get("name", "?")),
+        component=_component(raw),
         kind=kind,
         returncode=int(code) if code is not None else None,
-        detail=f"exited with status {code}" if code is not None else "",
+        detail=detail,
     )
 
 
@@ -76,10 +90,16 @@ class EventWatcher:
 
     def _loop(self) -> None:
         offset = clock_offset_ns()
+        oom: set[str] = set()  # components Docker said "oom" for, until they die
         try:
             for raw in self._stream:
-                event = to_event(raw, offset)
+                if _action(raw) == "oom":
+                    oom.add(_component(raw))
+                    continue
+                event = to_event(raw, offset, oom_killed=_component(raw) in oom)
                 if event is not None:
+                    if event.kind == "exited":
+                        oom.discard(event.component)
                     self.on_event(event)
         except Exception:
             if not self._closed:

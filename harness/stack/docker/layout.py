@@ -10,6 +10,7 @@ import ipaddress
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from harness.stack.model import NODE_ROLES, ComponentState, Role, StackSpec
 
@@ -90,8 +91,9 @@ def plan_layout(spec: StackSpec, run_id: str, subnet: ipaddress.IPv4Network) -> 
     return DockerLayout(run_id, str(subnet), str(hosts[0]), slots)
 
 
-def planned_components(layout: DockerLayout) -> tuple[ComponentState, ...]:
-    """The components before anything runs (no pid, no published port yet)."""
+def planned_components(layout: DockerLayout, spec: StackSpec) -> tuple[ComponentState, ...]:
+    """The components before anything runs (no pid, no published port yet); the served
+    nodes with the limits and the sized /data ``spec`` asks for."""
     return tuple(
         ComponentState(
             s.name,
@@ -102,6 +104,43 @@ def planned_components(layout: DockerLayout) -> tuple[ComponentState, ...]:
             0,
             data_dir="/data" if s.role != "balancer" else None,
             container=container_name(layout.run_id, s.name),
+            **(node_limits(spec) if s.role in NODE_ROLES else {}),
         )
         for s in layout.slots
     )
+
+
+def node_limits(spec: StackSpec) -> dict[str, Any]:
+    """The `ComponentState` fields of a served node's container that ``spec`` sets."""
+    return {
+        "data_dir_size_mb": spec.data_dir_size_mb,
+        "memory_limit_mb": spec.container_memory_mb,
+        "cpus": spec.container_cpus,
+    }
+
+
+#: The oom_score_adj of a memory-limited node's container: in its own cgroup the OOM killer
+#: takes the node before a memory fault's allocator (whose own cannot be lowered without
+#: CAP_SYS_RESOURCE), and on the host before anything of the host's.
+NODE_OOM_SCORE_ADJ = 1000
+
+
+def host_config_limits(spec: StackSpec) -> dict[str, Any]:
+    """A served node's limits as `docker.APIClient.create_host_config` takes them: memory
+    with no swap beyond it (memswap = memory) and the OOM killer's first choice, CPUs as
+    a CFS quota in billionths."""
+    limits: dict[str, Any] = {}
+    if spec.container_memory_mb is not None:
+        limits["mem_limit"] = limits["memswap_limit"] = f"{spec.container_memory_mb}m"
+        limits["oom_score_adj"] = NODE_OOM_SCORE_ADJ
+    if spec.container_cpus is not None:
+        limits["nano_cpus"] = round(spec.container_cpus * 1e9)
+    return limits
+
+
+def data_volume_options(spec: StackSpec) -> dict[str, str]:
+    """The local volume driver's options for a node's /data: a tmpfs of
+    ``data_dir_size_mb`` MiB (none: a plain volume on the daemon's disk)."""
+    if spec.data_dir_size_mb is None:
+        return {}
+    return {"type": "tmpfs", "device": "tmpfs", "o": f"size={spec.data_dir_size_mb}m"}

@@ -68,6 +68,8 @@ from harness.stack.docker.layout import (
     DockerLayout,
     Slot,
     container_name,
+    data_volume_options,
+    host_config_limits,
     plan_layout,
     planned_components,
     subnets,
@@ -101,8 +103,6 @@ def check_docker_spec(spec: StackSpec) -> None:
     out. ``isolation="netns"`` needs nothing: every container has a namespace of its own,
     named for the network faults (`harness.stack.docker.netns`)."""
     refused = {
-        "data_dir_size_mb": (spec.data_dir_size_mb is not None, "not on the docker backend; "
-                             "use --backend local"),
         "toxiproxy": (spec.toxiproxy is not None, "not on the docker backend (compose.test.yml "
                       "has a Toxiproxy per node for users who can pull its image); use "
                       "--backend local"),
@@ -131,7 +131,7 @@ class PlannedDockerStack:
     def __init__(self, spec: StackSpec) -> None:
         check_docker_spec(spec)
         layout = plan_layout(spec, "planned", next(subnets("planned")))
-        components = list(planned_components(layout))
+        components = list(planned_components(layout, spec))
         if netns.can_name_namespaces():
             names = {f"node-{i}": netns.netns_name(spec.name, i) for i in range(spec.nodes)}
             components = [
@@ -200,6 +200,7 @@ class DockerStack:
         self._layout: DockerLayout | None = None
         self._state: StackState | None = None
         self._containers: dict[str, str] = {}  # component -> container id
+        self._limits: dict[str, dict[str, Any]] = {}  # node -> its container's limits
         self._pids: dict[str, int | None] = {}  # component -> workload pid (None: down)
         self._restarts: dict[str, int] = {}
         self._events: list[ProcessEvent] = []
@@ -430,22 +431,29 @@ class DockerStack:
         host_ports = {name: _free_port() for name in commands}  # before the threads: distinct
 
         def start_node(name: str) -> int:
+            served = layout.slot(name).role in NODE_ROLES
             volume = self._client.volumes.create(
-                f"hx-{self.run_id}-{name}-data", labels=self._labels(name)
-            )
+                f"hx-{self.run_id}-{name}-data", driver="local",
+                driver_opts=data_volume_options(spec) if served else {},
+                labels=self._labels(name),
+            )  # fmt: skip
             return self._run(
                 layout.slot(name), anvil_image, commands[name],
                 binds={volume.name: {"bind": str(IN_CONTAINER_DATA), "mode": "rw"}},
                 publish={NODE_PORT: host_ports[name]},
+                limits=host_config_limits(spec) if served else {},
             )[NODE_PORT]  # fmt: skip
 
         # Each container takes ~0.5 s of the daemon's time to create and start: all at once.
         with ThreadPoolExecutor(max_workers=len(commands)) as pool:
             ports = dict(zip(commands, pool.map(start_node, commands), strict=True))
         components = [
-            replace(c, port=ports.get(c.name, 0), container=self._containers.get(c.name))
-            for c in planned_components(layout)
-        ]
+            replace(
+                c, port=ports.get(c.name, 0), container=self._containers.get(c.name),
+                **self._limits.get(c.name, {}),
+            )
+            for c in planned_components(layout, spec)
+        ]  # fmt: skip
         if netns.can_name_namespaces():  # the network faults' way into each node
             components = [
                 replace(c, netns=self._netns[c.name], ifname=netns.CONTAINER_IFNAME)
@@ -596,10 +604,12 @@ class DockerStack:
         *,
         binds: dict[str, dict[str, str]],
         publish: dict[int, int],
+        limits: dict[str, Any] | None = None,
     ) -> dict[int, int]:
-        """Create and start one container at its address; returns {container port: host
-        port} of what it publishes on 127.0.0.1. Host ports are chosen here, not by Docker:
-        Docker gives a restarted container new random ones, and clients would lose it."""
+        """Create and start one container at its address, with ``limits`` (memory, CPUs:
+        `host_config_limits`); returns {container port: host port} of what it publishes
+        on 127.0.0.1. Host ports are chosen here, not by Docker: Docker gives a restarted
+        container new random ones, and clients would lose it."""
         import docker.errors
 
         assert self._layout is not None
@@ -610,6 +620,7 @@ class DockerStack:
             restart_policy={"Name": "always" if self.spec.restart.enabled else "no"},
             init=True,
             network_mode=self._layout.network,
+            **(limits or {}),
         )
         networking = api.create_networking_config(
             {self._layout.network: api.create_endpoint_config(ipv4_address=slot.address)}
@@ -631,7 +642,14 @@ class DockerStack:
                     f"the port is already in use ({words}); choose another or omit it",
                 ) from exc
             raise StackError(f"cannot start container {slot.name}: {words}") from exc
-        ports = api.inspect_container(created["Id"])["NetworkSettings"]["Ports"]
+        info = api.inspect_container(created["Id"])
+        if limits:  # as Docker has them: what `stack status` shows
+            memory, nano_cpus = info["HostConfig"]["Memory"], info["HostConfig"]["NanoCpus"]
+            self._limits[slot.name] = {
+                "memory_limit_mb": memory // (1 << 20) if memory else None,
+                "cpus": nano_cpus / 1e9 if nano_cpus else None,
+            }
+        ports = info["NetworkSettings"]["Ports"]
         return {port: int(ports[f"{port}/tcp"][0]["HostPort"]) for port in publish}
 
     def _launch_replicator(self, deadline: float) -> None:

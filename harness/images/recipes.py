@@ -126,6 +126,23 @@ RECIPES: dict[str, Recipe] = {
         search_path="/usr/sbin:/usr/local/sbin",
         texts=dict(_ETC),
     ),
+    # compose.test.yml's Prometheus, on the baked override; the same entrypoint and paths as
+    # the prom/prometheus image, so one compose service definition runs on either.
+    "prometheus": Recipe(
+        name="prometheus",
+        binary_name="prometheus",
+        image_path="/bin/prometheus",
+        how_to_get="install it with `apt-get install prometheus`",
+        version_args=("--version",),
+        version_pattern=r"version (\d+\.\d+\.\d+)",
+        entrypoint=(
+            "/bin/prometheus", "--config.file=/etc/prometheus/prometheus.yml",
+            "--storage.tsdb.path=/prometheus", "--web.listen-address=0.0.0.0:9090",
+        ),
+        expose=(9090,),
+        dirs=("/etc/prometheus", "/prometheus"),
+        texts=dict(_ETC),
+    ),
     # Baked only from a binary the user gives (`--binary erigon=PATH`): none is on this host.
     "erigon": Recipe(
         name="erigon",
@@ -151,8 +168,9 @@ RECIPES: dict[str, Recipe] = {
         texts=dict(_ETC),
     ),
 }
-#: What `harness images bake` builds when no names are given: what the docker stack runs.
-DEFAULT_RECIPES = ("anvil", "haproxy")
+#: What `harness images bake` builds when no names are given: what the docker stack and
+#: compose.baked.yml run.
+DEFAULT_RECIPES = ("anvil", "haproxy", "prometheus")
 
 
 def recipe(name: str) -> Recipe:

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from harness.faults import Kill, Partition, Pause, make_fault
+from harness.faults import CpuStress, DiskFill, Kill, MemoryPressure, Partition, Pause, make_fault
 from harness.faults.fault import Fault
 from harness.images import RECIPES, bake
 from harness.jsonrpc import RpcClient, RpcFailure
@@ -99,19 +99,28 @@ def _wait_answering(stack: StackLifecycle, node: str, timeout_s: float = 20) -> 
 
 
 def fault_times(runs: int) -> None:
-    """Apply (call to verified in effect) and revert times of kill, pause, a partition and
-    a JSON-RPC fault (the fault proxy: a host process on both backends)."""
+    """Apply (call to verified in effect) and revert times of kill, pause, a partition, a
+    JSON-RPC fault (the fault proxy: a host process on both backends), CPU, memory and disk."""
     kinds: list[tuple[str, Callable[[StackLifecycle], Fault]]] = [
         ("kill", lambda s: Kill(s, "primary")),
         ("pause", lambda s: Pause(s, "primary")),
         ("partition", lambda s: Partition(s, "primary")),
         ("rpc_error", lambda s: make_fault("rpc_error", s, "primary", methods="eth_call")),
+        # In the container's own cgroups on docker; on the host (the node's data dir a tmpfs
+        # of its own for the fill) on the local stack.
+        ("cpu", lambda s: CpuStress(s, "primary", cores=1, max_s=30)),
+        ("memory", lambda s: MemoryPressure(s, "primary", mb=64, max_s=30)),
+        ("disk", lambda s: DiskFill(s, "primary", percent=50)),
     ]
     got: dict[tuple[str, str], tuple[list[float], list[float]]] = {}
     mechanisms: dict[tuple[str, str], str] = {}
     stacks = {
-        "local": open_stack(_spec("local", isolation="netns", fault_proxy=True)),
-        "docker": open_stack(_spec("docker", fault_proxy=True)),
+        "local": open_stack(
+            _spec("local", isolation="netns", fault_proxy=True, data_dir_size_mb=64)
+        ),
+        "docker": open_stack(
+            _spec("docker", fault_proxy=True, container_memory_mb=256, data_dir_size_mb=64)
+        ),
     }
     for s in stacks.values():
         s.start()

@@ -17,9 +17,7 @@ from urllib.parse import urlencode
 import pytest
 import yaml
 
-from harness.engine import docker_missing_reason
 from harness.engine.client import docker_host
-from harness.images import bake_all
 from harness.jsonrpc import RpcClient, RpcFailure
 from harness.stack.docker.compose import COMPOSE_DIR, CONFIGS, render
 from harness.stack.haproxy import validate_config
@@ -105,14 +103,10 @@ def _until(what: str, check: Any, timeout_s: float = 60) -> Any:
 
 
 @pytest.fixture
-def baked_compose_stack() -> Iterator[dict[str, int]]:
+def baked_compose_stack(docker: Any) -> Iterator[dict[str, int]]:
     """compose.test.yml + compose.baked.yml up, on free loopback ports, under a project of
     this test's own; `down -v` after, whatever happened."""
     compose = _compose()
-    why = docker_missing_reason()
-    if why is not None:
-        pytest.skip(f"no Docker daemon: {why}")
-    bake_all()
     ports = {
         name: free_port()
         for name in ("FRONTEND_PORT", "STATS_PORT", "HAPROXY_METRICS_PORT", "PROMETHEUS_PORT",

@@ -13,19 +13,17 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
 
-from harness.engine import LABEL_RUN, connect, docker_missing_reason
+from harness.engine import LABEL_RUN
 from harness.errors import ConfigError
 from harness.faults import cgroups as cg
 from harness.faults import replay_open_records
 from harness.faults.resources import MIB, CpuStress, DiskFill, MemoryPressure
-from harness.images import bake_all
 from harness.jsonrpc import RpcClient, RpcFailure
 from harness.stack.docker.stack import DockerStack
 from harness.stack.model import ComponentState, StackSpec
@@ -38,17 +36,6 @@ pytestmark = [
     pytest.mark.skipif(not cg.available()[0], reason=cg.available()[1]),
     pytest.mark.skipif(not CpuStress.available()[0], reason="stress-ng is not installed"),
 ]
-
-
-@pytest.fixture(scope="module")
-def docker() -> Iterator[Any]:
-    why = docker_missing_reason()
-    if why is not None:
-        pytest.skip(f"no Docker daemon for the docker backend: {why}")
-    bake_all()
-    client = connect()
-    yield client
-    client.close()
 
 
 def _spec(name: str, **kw: Any) -> StackSpec:

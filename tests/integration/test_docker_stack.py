@@ -13,13 +13,12 @@ import socket
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from harness.engine import LABEL_RUN, connect, docker_missing_reason
+from harness.engine import LABEL_RUN
 from harness.errors import ConfigError
 from harness.faults import Partition, Pause, Stop, make_fault, replay_open_records
 from harness.images import bake_all
@@ -30,17 +29,6 @@ from harness.stack.model import StackSpec
 from tests.conftest import VENV_BIN
 
 HARNESS = [str(VENV_BIN / "harness")]
-
-
-@pytest.fixture(scope="module")
-def docker() -> Iterator[Any]:
-    why = docker_missing_reason()
-    if why is not None:
-        pytest.skip(f"no Docker daemon for the docker backend: {why}")
-    bake_all()
-    client = connect()
-    yield client
-    client.close()
 
 
 def _ours(client: Any, run_id: str) -> list[str]:

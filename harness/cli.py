@@ -341,6 +341,11 @@ def images_bake(
 @click.option(
     "--recovery-timeout", default="30s", help="How long recovery may take before it is judged."
 )
+@click.option(
+    "--restore-timeout",
+    default="15s",
+    help="After the run: how long the stack may take to be steady again.",
+)
 @click.option("--probe-interval-ms", type=float, default=20.0)
 @click.option("--slo", "slos", multiple=True, help="An SLO, e.g. 'outage_s <= 5' (repeat).")
 @click.option(
@@ -430,6 +435,7 @@ def run_cmd(
     hold: str,
     settle: str,
     recovery_timeout: str,
+    restore_timeout: str,
     probe_interval_ms: float,
     slos: tuple[str, ...],
     slo_file: Path | None,
@@ -490,6 +496,7 @@ def run_cmd(
         hold_s=_duration_or_zero(hold, "--hold"),
         settle_s=_duration_or_zero(settle, "--settle"),
         recovery_timeout_s=parse_duration_s(recovery_timeout, "--recovery-timeout"),
+        restore_timeout_s=parse_duration_s(restore_timeout, "--restore-timeout"),
         probe_interval_s=probe_interval_ms / 1000,
         slos=file_slos + tuple(SLO.parse(s) for s in slos) or experiment.DEFAULT_SLOS,
         safeguards=file_guards + tuple(Safeguard.parse(g) for g in guards),

@@ -112,7 +112,9 @@ def run(
                 live.judged(provisional.passed)
             live.mark(None, "done")
         try:
-            after = wait_for_steady_state(stack, spec.steady_state, timeout_s=15)
+            after = wait_for_steady_state(
+                stack, spec.steady_state, timeout_s=spec.restore_timeout_s
+            )
         except HarnessError as exc:  # the verdict reports it; the run still writes its report
             after = check_steady_state(stack, spec.steady_state)
             log.warning("steady state not restored: %s", exc)

@@ -84,6 +84,9 @@ class ExperimentSpec:
     recovery_timeout_s: float = 30.0
     settle_s: float = 2.0
     probe_interval_s: float = 0.02
+    # After the last episode: how long the stack may take to be steady again before the
+    # run says it was not restored (a stack left broken on purpose need not wait long).
+    restore_timeout_s: float = 15.0
     slos: tuple[SLO, ...] = DEFAULT_SLOS
     safeguards: tuple[Safeguard, ...] = ()
     episodes: tuple[EpisodeSpec, ...] = ()
@@ -115,6 +118,8 @@ class ExperimentSpec:
             )
         if self.kind not in ("experiment", "gameday"):
             raise ConfigError("kind", self.kind, "choose experiment or gameday")
+        if not 0.5 <= self.restore_timeout_s <= 3600:
+            raise ConfigError("restore_timeout_s", self.restore_timeout_s, "choose 0.5 to 3600 s")
         if not 0.001 <= self.probe_interval_s <= 1:
             raise ConfigError("probe_interval_s", self.probe_interval_s, "choose 0.001 to 1 s")
         if self.safeguards and self.load is None:

@@ -136,8 +136,10 @@ RECIPES: dict[str, Recipe] = {
         version_args=("--version",),
         version_pattern=r"version (\d+\.\d+\.\d+)",
         entrypoint=(
-            "/bin/prometheus", "--config.file=/etc/prometheus/prometheus.yml",
-            "--storage.tsdb.path=/prometheus", "--web.listen-address=0.0.0.0:9090",
+            "/bin/prometheus",
+            "--config.file=/etc/prometheus/prometheus.yml",
+            "--storage.tsdb.path=/prometheus",
+            "--web.listen-address=0.0.0.0:9090",
         ),
         expose=(9090,),
         dirs=("/etc/prometheus", "/prometheus"),

@@ -99,6 +99,7 @@ def test_a_breached_slo_fails_the_run_and_says_which(tmp_path: Path) -> None:
         baseline_s=0.5,
         settle_s=0.2,
         recovery_timeout_s=3,
+        restore_timeout_s=1,  # the primary never comes back: no use waiting for it
         slos=(SLO.parse("ttd_s <= 5"), SLO.parse("mttr_component_s <= 30")),
     )
     result = run_experiment(spec, tmp_path)
@@ -113,13 +114,18 @@ def test_a_breached_slo_fails_the_run_and_says_which(tmp_path: Path) -> None:
 def test_a_safeguard_aborts_the_run_and_the_fault_is_still_undone(tmp_path: Path) -> None:
     # Every node killed and never restarted: HAProxy answers 503 to all of the load.
     spec = ExperimentSpec(
-        stack=StackSpec(block_time_s=0.5, restart=RestartPolicy(enabled=False)),
+        stack=StackSpec(
+            block_time_s=0.5,
+            restart=RestartPolicy(enabled=False),
+            health_check=HealthCheck(inter_ms=500, fall=2, rise=1),
+        ),
         fault="kill",
         target="all",
         hold_s=30,
         baseline_s=1.0,
         settle_s=0.0,
         recovery_timeout_s=5,
+        restore_timeout_s=1,
         load=LoadSpec(profile="light", rate_per_s=100, users=8, workers=1),
         safeguards=(Safeguard.parse("error_rate_pct > 50 for 2s"),),
     )

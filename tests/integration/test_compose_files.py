@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import psutil
 import pytest
 import yaml
 
@@ -102,11 +103,38 @@ def _until(what: str, check: Any, timeout_s: float = 60) -> Any:
         time.sleep(0.25)
 
 
+PROJECT_PREFIX = "hxcompose"
+
+
+def _remove_dead_projects(docker: Any) -> None:
+    """What a SIGKILLed run of this test left: the projects whose pytest (the pid in the
+    name) is gone. compose labels its objects with the project; the harness's reaper does
+    not know compose projects."""
+
+    def dead(labels: dict[str, str] | None) -> bool:
+        project = (labels or {}).get("com.docker.compose.project", "")
+        pid = project.removeprefix(PROJECT_PREFIX)
+        return (
+            project.startswith(PROJECT_PREFIX) and pid.isdigit() and not psutil.pid_exists(int(pid))
+        )
+
+    for container in docker.containers.list(all=True):
+        if dead(container.labels):
+            container.remove(force=True)
+    for network in docker.networks.list():
+        if dead(network.attrs.get("Labels")):
+            network.remove()
+    for volume in docker.volumes.list():
+        if dead(volume.attrs.get("Labels")):
+            volume.remove()
+
+
 @pytest.fixture
 def baked_compose_stack(docker: Any) -> Iterator[dict[str, int]]:
     """compose.test.yml + compose.baked.yml up, on free loopback ports, under a project of
     this test's own; `down -v` after, whatever happened."""
     compose = _compose()
+    _remove_dead_projects(docker)
     ports = {
         name: free_port()
         for name in ("FRONTEND_PORT", "STATS_PORT", "HAPROXY_METRICS_PORT", "PROMETHEUS_PORT",
@@ -117,7 +145,7 @@ def baked_compose_stack(docker: Any) -> Iterator[dict[str, int]]:
         "PATH": "/usr/bin:/bin", "DOCKER_HOST": docker_host(),
         **{k: str(v) for k, v in ports.items()},
     }  # fmt: skip
-    argv = [compose, "-p", f"hxcompose{os.getpid()}", "-f", str(BASE), "-f", str(BAKED)]
+    argv = [compose, "-p", f"{PROJECT_PREFIX}{os.getpid()}", "-f", str(BASE), "-f", str(BAKED)]
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

@@ -28,7 +28,7 @@ from harness.monitor.promtool import binary, check_config, check_rules
 from harness.monitor.rules import ALERT_RULES, FIXTURES
 
 if TYPE_CHECKING:
-    from harness.stack.model import RestartPolicy, StackState
+    from harness.stack.model import ComponentState, RestartPolicy, StackState
     from harness.stack.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
@@ -256,6 +256,14 @@ def wait_ready(layout: MonitorLayout, deadline: float, died: Callable[[str], str
             time.sleep(0.01)
     if waiting:
         raise StackError(f"monitoring not ready: {', '.join(waiting)} did not answer")
+
+
+def components(port: Callable[[], int]) -> list[ComponentState]:
+    """The monitoring's host processes as a stack lists them (either backend), each on a
+    port ``port`` picks."""
+    from harness.stack.model import ComponentState  # harness.stack imports this module
+
+    return [ComponentState(name, name, "monitor", None, "127.0.0.1", port()) for name in COMPONENTS]
 
 
 def plan_monitor(

@@ -182,10 +182,7 @@ def layout(
         ComponentState(BALANCER, "haproxy", "balancer", None, LOOPBACK, frontend_port)
     )
     if spec.prometheus:
-        components += [
-            ComponentState(name, name, "monitor", None, LOOPBACK, port())
-            for name in monitor.COMPONENTS
-        ]
+        components += monitor.components(port)
     return components, proxy_control_url
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from harness.stack.model import NODE_ROLES, ComponentState, Role, StackSpec
@@ -144,3 +144,16 @@ def data_volume_options(spec: StackSpec) -> dict[str, str]:
     if spec.data_dir_size_mb is None:
         return {}
     return {"type": "tmpfs", "device": "tmpfs", "o": f"size={spec.data_dir_size_mb}m"}
+
+
+def with_fault_proxy(
+    components: list[ComponentState], route_ports: dict[str, int], control_port: int
+) -> tuple[list[ComponentState], dict[str, Any]]:
+    """``components`` with each node's fault proxy route (``route_ports``) and the proxy
+    itself (a host process, before HAProxy), and the `StackState` field naming its API."""
+    routed = [
+        replace(c, proxy_port=route_ports[c.name]) if c.name in route_ports else c
+        for c in components
+    ]
+    routed.insert(-1, ComponentState(PROXY, PROXY, "proxy", None, "127.0.0.1", control_port))
+    return routed, {"proxy_control_url": f"http://127.0.0.1:{control_port}/"}

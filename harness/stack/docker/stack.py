@@ -73,6 +73,7 @@ from harness.stack.docker.layout import (
     plan_layout,
     planned_components,
     subnets,
+    with_fault_proxy,
 )
 from harness.stack.docker.reaper import reap_stale_containers, remove_run, run_marker
 from harness.stack.model import NODE_ROLES, ComponentState, ProcessEvent, StackSpec, StackState
@@ -140,18 +141,10 @@ class PlannedDockerStack:
                 else c
                 for c in components
             ]
-        if spec.prometheus:  # host processes, as on the local stack
-            components += [
-                ComponentState(name, name, "monitor", None, LOOPBACK, 0)
-                for name in monitor.COMPONENTS
-            ]
         proxy: dict[str, Any] = {}
         if spec.fault_proxy:  # what the JSON-RPC faults check: a route per node, the API
-            components = [
-                replace(c, proxy_port=0) if c.role in NODE_ROLES else c for c in components
-            ]
-            components.insert(-1, ComponentState(PROXY, PROXY, "proxy", None, LOOPBACK, 0))
-            proxy["proxy_control_url"] = f"http://{LOOPBACK}:0/"
+            routes = {c.name: 0 for c in components if c.role in NODE_ROLES}
+            components, proxy = with_fault_proxy(components, routes, 0)
         chain: dict[str, Any] = {"chain": spec.chain}
         if spec.chain == "one":  # what the chain faults check: a replicator, its URL
             components.insert(
@@ -162,6 +155,8 @@ class PlannedDockerStack:
                 replicator_url=f"http://{LOOPBACK}:0/",
                 chain_log=None,
             )
+        if spec.prometheus:  # host processes after HAProxy, as the live stack lists them
+            components += monitor.components(lambda: 0)
         self._state = StackState(
             name=spec.name,
             backend="planned",
@@ -484,21 +479,16 @@ class DockerStack:
             )
         proxy: dict[str, Any] = {}
         if self._proxy_ports:
-            components = [replace(c, proxy_port=self._proxy_ports.get(c.name)) for c in components]
-            components.insert(
-                -1, ComponentState(PROXY, PROXY, "proxy", None, LOOPBACK, self._proxy_control_port)
+            components, proxy = with_fault_proxy(
+                components, self._proxy_ports, self._proxy_control_port
             )
-            proxy["proxy_control_url"] = f"http://{LOOPBACK}:{self._proxy_control_port}/"
         if self._agent_ports:
             components = [replace(c, agent_port=self._agent_ports.get(c.name)) for c in components]
             components.insert(
                 -1, ComponentState(AGENT, AGENT, "agent", None, LOOPBACK, self._agent_status_port)
             )
         if spec.prometheus:
-            components += [
-                ComponentState(name, name, "monitor", None, LOOPBACK, _free_port())
-                for name in monitor.COMPONENTS
-            ]
+            components += monitor.components(_free_port)
         frontend_port = spec.frontend_port or 0
         self._state = StackState(
             name=spec.name,

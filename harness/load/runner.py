@@ -40,6 +40,7 @@ from harness.errors import ConfigError, HarnessError
 from harness.faults.fault import default_ledger
 from harness.faults.ledger import Ledger
 from harness.load.workload import load_profile
+from harness.stack.ports import free_port
 from harness.stack.state import ProcessIdentity
 
 log = logging.getLogger(__name__)
@@ -222,9 +223,11 @@ def _advertised_host(bind: str) -> str:
 
 
 def _master_port(bind: str, port: int) -> int:
-    """``port`` if it can be bound on ``bind`` (0: a free one, the kernel's pick), else a
-    `ConfigError` naming master_port."""
+    """``port`` if it can be bound on ``bind`` (0: a free one, below the ephemeral range where
+    it can be, see `harness.stack.ports`), else a `ConfigError` naming master_port."""
     family, _, _, _, address = socket.getaddrinfo(bind, port, type=socket.SOCK_STREAM)[0]
+    if port == 0 and family == socket.AF_INET:
+        return free_port(str(address[0]))
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         try:
             sock.bind(address)

@@ -14,7 +14,6 @@ HAProxy -> Toxiproxy -> fault proxy -> node.
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import logging
 import shutil
@@ -63,6 +62,7 @@ from harness.stack.model import (
     split_toxiproxy_url,
 )
 from harness.stack.nodes import NodeAdapter, adapter
+from harness.stack.ports import LOOPBACK, free_port, require_free_port
 from harness.stack.software import local_software
 from harness.stack.state import (
     HOLD_DIR,
@@ -78,34 +78,12 @@ from harness.stack.sync import PeerSync
 
 log = logging.getLogger(__name__)
 
-LOOPBACK = "127.0.0.1"
 BALANCER = "haproxy"
 PROXY = "fault-proxy"
 AGENT = "lag-agent"
 SOURCE = "chain-source"  # one chain: the hidden anvil that mines (harness.chain)
 REPLICATOR = "replicator"  # one chain: replays the source's blocks into every node
 CHAIN_LOG = "chain.jsonl"
-
-
-def free_port(host: str = LOOPBACK) -> int:
-    """A TCP port nobody listens on right now (the kernel's pick)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def require_free_port(port: int, field: str, host: str = LOOPBACK) -> int:
-    """``port`` if it can be bound, else a `ConfigError` saying it is taken and what to do."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise ConfigError(
-                    field, port, "the port is already in use; choose another or omit it"
-                ) from exc
-            raise
-    return port
 
 
 def node_name(index: int) -> str:
@@ -699,6 +677,11 @@ class LocalStack:
         api = self.runtime_api()
         last = "HAProxy's runtime API did not answer"
         while time.monotonic() < deadline:
+            if self._supervisor is not None and self._supervisor.exited(BALANCER):
+                raise StackError(
+                    f"stack {self.spec.name!r}: HAProxy exited while starting; "
+                    f"its log says: {self._log_tail(BALANCER)}"
+                )
             try:
                 servers = api.servers()
                 down = [s.describe() for s in servers if not s.serving]

@@ -35,8 +35,8 @@ from harness.chain.rpc import BatchClient
 from harness.errors import ConfigError, StackError
 from harness.jsonrpc import RpcClient, RpcFailure
 from harness.load import workload
-from harness.stack.local import free_port
 from harness.stack.nodes import adapter
+from harness.stack.ports import free_port
 
 ANVIL = str(adapter("anvil").binary())
 

@@ -22,7 +22,7 @@ from harness.engine.client import docker_host
 from harness.jsonrpc import RpcClient, RpcFailure
 from harness.stack.docker.compose import COMPOSE_DIR, CONFIGS, render
 from harness.stack.haproxy import validate_config
-from harness.stack.local import free_port
+from harness.stack.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE, BAKED = ROOT / "compose.test.yml", ROOT / "compose.baked.yml"

@@ -13,6 +13,7 @@ import pytest
 from harness.errors import ConfigError, StackError
 from harness.jsonrpc import RpcClient
 from harness.stack import LocalStack, RestartPolicy, StackSpec
+from harness.stack.ports import free_port
 from harness.stack.state import read_state
 from harness.stack.steady import SteadyStateSpec, check_steady_state
 from tests.conftest import processes_under
@@ -138,6 +139,28 @@ def test_a_taken_frontend_port_is_refused_and_nothing_is_left_running() -> None:
         stack = LocalStack(StackSpec(frontend_port=port))
         with pytest.raises(ConfigError, match=f"frontend_port={port}.*already in use"):
             stack.start()
+    assert not stack.dir.exists()
+    assert processes_under(stack.dir) == []
+
+
+def test_a_port_taken_between_its_pick_and_haproxys_bind_fails_at_once_in_haproxys_words(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import socket
+
+    import harness.stack.local as local
+
+    with socket.socket() as thief:  # stands for whoever took the port in the race
+        thief.bind(("127.0.0.1", 0))
+        thief.listen()
+        stolen = thief.getsockname()[1]
+        picks = iter([stolen])
+        monkeypatch.setattr(local, "free_port", lambda: next(picks, None) or free_port())
+        stack = LocalStack(StackSpec(name="port-race"))
+        started = time.monotonic()
+        with pytest.raises(StackError, match=r"HAProxy exited while starting.*cannot bind"):
+            stack.start()
+        assert time.monotonic() - started < stack.spec.ready_timeout_s / 2
     assert not stack.dir.exists()
     assert processes_under(stack.dir) == []
 

@@ -18,7 +18,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from harness.monitor.promtool import binary
-from harness.stack.local import free_port
+from harness.stack.ports import free_port
 from tests.conftest import VENV_BIN
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"

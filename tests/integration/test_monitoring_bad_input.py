@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from harness.monitor.rules import FIXTURES, ROADMAP_RULES
-from harness.stack.local import free_port
+from harness.stack.ports import free_port
 from tests.conftest import VENV_BIN, processes_under
 from tests.integration.test_metrics_export import pushgateway, scrape
 

@@ -30,7 +30,7 @@ from harness.faults.network import netem_available
 from harness.jsonrpc import Outcome, RpcClient, RpcFailure
 from harness.proxy.toxiproxy import URL_ENV, ToxiproxyDriver
 from harness.stack import LocalStack, StackSpec
-from harness.stack.local import free_port
+from harness.stack.ports import free_port
 from harness.stack.state import stacks_dir
 from tests.conftest import VENV_BIN
 

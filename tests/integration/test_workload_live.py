@@ -29,8 +29,8 @@ from harness.load.workload import (
     quote_out,
     sample_context,
 )
-from harness.stack.local import free_port
 from harness.stack.nodes import adapter
+from harness.stack.ports import free_port
 
 BLOCK_TIME_S = 0.5
 

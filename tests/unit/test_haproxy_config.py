@@ -29,9 +29,10 @@ from harness.stack.haproxy import (
     template_for,
     validate_config,
 )
-from harness.stack.local import PlannedStack, free_port
+from harness.stack.local import PlannedStack
 from harness.stack.model import POLICY_NAMES, HealthCheck, StackSpec, StackState
 from harness.stack.nodes import HttpCheck
+from harness.stack.ports import free_port
 
 # `show stat` of HAProxy 2.6.12 for the default template: a frontend, node-0 UP (active),
 # node-1 DOWN (backup), the backend, and the stats listener's own FRONTEND/BACKEND rows.

@@ -257,7 +257,7 @@ def test_a_push_failing_after_the_run_keeps_its_reports_and_says_how_to_send_the
     tmp_path: Path,
 ) -> None:
     from harness.report.delivery import deliver
-    from harness.stack.local import free_port
+    from harness.stack.ports import free_port
 
     directory = tmp_path / "run"
     directory.mkdir()

@@ -78,6 +78,7 @@ from harness.stack.docker.layout import (
 from harness.stack.docker.reaper import reap_stale_containers, remove_run, run_marker
 from harness.stack.model import NODE_ROLES, ComponentState, ProcessEvent, StackSpec, StackState
 from harness.stack.nodes import adapter
+from harness.stack.ports import free_port, require_free_port
 from harness.stack.software import docker_software
 from harness.stack.state import (
     STATE_FILE,
@@ -234,8 +235,6 @@ class DockerStack:
         images = [stack_image("anvil"), stack_image("haproxy")]
         require_images(self._client, images)
         if self.spec.frontend_port is not None:
-            from harness.stack.local import require_free_port
-
             require_free_port(self.spec.frontend_port, "frontend_port")
         self.reaped = reap_stale_stacks() + reap_stale_containers()
         for line in self.reaped:
@@ -390,13 +389,13 @@ class DockerStack:
         config_dir.mkdir(exist_ok=True)
         run_dir.mkdir(exist_ok=True)
         if spec.policy == "hardened":  # the lag agent: a host port per node, one of its own
-            self._agent_ports = {s.name: _free_port() for s in layout.nodes}
-            self._agent_status_port = _free_port()
+            self._agent_ports = {s.name: free_port() for s in layout.nodes}
+            self._agent_status_port = free_port()
         if spec.fault_proxy:  # HAProxy -> fault proxy (host, on the gateway) -> node
-            self._proxy_ports = {s.name: _free_port() for s in layout.nodes}
-            self._proxy_control_port = _free_port()
+            self._proxy_ports = {s.name: free_port() for s in layout.nodes}
+            self._proxy_control_port = free_port()
         if spec.prometheus:
-            self._metrics_port = _free_port()
+            self._metrics_port = free_port()
         haproxy_config = self._render_haproxy(layout, template, config_dir)
         deadline = time.monotonic() + spec.ready_timeout_s
         one_chain = spec.chain == "one"
@@ -423,7 +422,7 @@ class DockerStack:
                     block_time_s=spec.block_time_s, extra_ports=(), extra_args=spec.node_args,
                 )  # fmt: skip
             commands[slot.name] = argv[1:]  # the image's entrypoint is the binary
-        host_ports = {name: _free_port() for name in commands}  # before the threads: distinct
+        host_ports = {name: free_port() for name in commands}  # before the threads: distinct
 
         def start_node(name: str) -> int:
             served = layout.slot(name).role in NODE_ROLES
@@ -464,7 +463,7 @@ class DockerStack:
         named = {c.name: c for c in components}
         chain: dict[str, Any] = {"chain": spec.chain}
         if one_chain:
-            replicator_port = _free_port()
+            replicator_port = free_port()
             chain = {
                 "chain": "one",
                 "chain_source_url": named[SOURCE].url,
@@ -488,7 +487,7 @@ class DockerStack:
                 -1, ComponentState(AGENT, AGENT, "agent", None, LOOPBACK, self._agent_status_port)
             )
         if spec.prometheus:
-            components += monitor.components(_free_port)
+            components += monitor.components(free_port)
         frontend_port = spec.frontend_port or 0
         self._state = StackState(
             name=spec.name,
@@ -513,7 +512,7 @@ class DockerStack:
             self._launch_proxy(layout, deadline)
         if self._agent_ports:
             self._launch_agent(layout, deadline)
-        publish = {FRONTEND_PORT: frontend_port or _free_port(), STATS_PORT: _free_port()}
+        publish = {FRONTEND_PORT: frontend_port or free_port(), STATS_PORT: free_port()}
         metrics = None
         if self._metrics_port is not None and haproxy.serves_metrics(haproxy_config):
             publish[METRICS_PORT] = self._metrics_port
@@ -862,9 +861,3 @@ class DockerStack:
                     with contextlib.suppress(psutil.Error):
                         processes[name] = ProcessIdentity.of(pid)
         StateFile(self._owner, processes, stack, self._phase, self.detached).write(self.dir)
-
-
-def _free_port() -> int:
-    from harness.stack.local import free_port
-
-    return free_port()

@@ -97,10 +97,15 @@ def _prepare(state: StackState, accounts: int) -> str:
     """The workload contract on every node: deployed on each chain, or on one chain's
     source and then waited for on every node (the replicator replays it)."""
     if state.chain != "one" or not state.chain_source_url or not state.replicator_url:
-        return prepare_chain([n.url for n in state.nodes], accounts=accounts)
+        # Chains of their own: each anvil mines the set-up's blocks at once (two fewer block
+        # times before the load starts); other clients' chains are left to their own pace.
+        mine_now = all(n.kind == "anvil" for n in state.nodes)
+        return prepare_chain([n.url for n in state.nodes], accounts=accounts, mine_now=mine_now)
     from harness.chain import ReplicatorClient
 
-    contract = prepare_chain([state.chain_source_url], accounts=accounts, by_transactions=True)
+    contract = prepare_chain(
+        [state.chain_source_url], accounts=accounts, by_transactions=True, mine_now=True
+    )
     with RpcClient(state.chain_source_url, timeout_s=2.0) as source:
         deployed = source.block_number()
     client = ReplicatorClient(state.replicator_url)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import logging
 import math
 import os
 import sys
@@ -43,6 +44,8 @@ from harness.jsonrpc import (
     classify_http_status,
     error_class,
 )
+
+log = logging.getLogger(__name__)
 
 try:  # libsecp256k1: ~30 us a signature instead of ~2 ms
     import coincurve as _coincurve
@@ -546,6 +549,7 @@ def prepare_chain(
     accounts: int = DEFAULT_ACCOUNTS,
     timeout_s: float = 60.0,
     by_transactions: bool = False,
+    mine_now: bool = False,
 ) -> str:
     """Deploy the workload contract on every node and return its address (the same on all).
 
@@ -557,6 +561,10 @@ def prepare_chain(
 
     ``by_transactions``: fund by transfers from the node's first dev account instead, for a
     chain source whose followers must replay every change (a cheat is in no block).
+
+    ``mine_now``: have each node mine the transactions' block at once (``evm_mine``) instead
+    of waiting up to two block times for it: for a chain source or nodes that mine chains of
+    their own, never for a follower (its blocks must be the source's).
     """
     address = contract_address()
     pending: list[tuple[str, list[str]]] = []
@@ -567,12 +575,14 @@ def prepare_chain(
                 if by_transactions:
                     # The deployer too: a chain source's followers replay transactions only.
                     wanting.append(deployer().address)
-                    _fund_by_transfers(client, wanting, time.monotonic() + timeout_s)
+                    _fund_by_transfers(client, wanting, time.monotonic() + timeout_s, mine_now)
                 else:
                     _fund(client, wanting)
                 sent = _deploy(client, address)
                 if sent:
                     pending.append((url, sent))
+                    if mine_now:
+                        _mine_now(client)
         except RpcFailure as exc:
             raise StackError(f"preparing the workload contract on {url} failed: {exc}") from exc
     deadline = time.monotonic() + timeout_s
@@ -602,7 +612,9 @@ def _fund(client: RpcClient, addresses: list[str]) -> None:
             ) from exc
 
 
-def _fund_by_transfers(client: RpcClient, addresses: list[str], deadline: float) -> None:
+def _fund_by_transfers(
+    client: RpcClient, addresses: list[str], deadline: float, mine_now: bool = False
+) -> None:
     """Give each of ``addresses`` ether from the node's first dev account, in blocks."""
     poor = [
         a
@@ -619,8 +631,18 @@ def _fund_by_transfers(client: RpcClient, addresses: list[str], deadline: float)
         )
         for a in poor
     ]
+    if mine_now:
+        _mine_now(client)
     for h in hashes:
         _wait_receipt(client, str(h), deadline, client.url)
+
+
+def _mine_now(client: RpcClient) -> None:
+    """Mine the pending transactions now; a node that cannot (not anvil) mines them later."""
+    try:
+        client.call("evm_mine")
+    except RpcFailure as exc:
+        log.info("%s cannot mine on demand (%s): waiting for its next block", client.url, exc)
 
 
 def _deploy(client: RpcClient, address: str) -> list[str]:

@@ -17,6 +17,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -63,16 +64,20 @@ def _steal_ticks() -> int:
 
 
 def watch(out: Path, tick_s: float = TICK_S, threshold_ms: float = THRESHOLD_MS) -> None:
-    """Record stalls to ``out`` until the parent process goes away (even SIGKILLed)."""
+    """Record stalls to ``out`` until the parent process goes away (even SIGKILLed) or a
+    SIGTERM ends it. SIGTERM ends the watch after the tick it comes in, so a stall still
+    going on when the run ends (the host has not run the watcher since) is recorded too."""
     parent = os.getppid()
     threshold_ns = int(threshold_ms * 1e6)
     tick_ns = int(tick_s * 1e9)
+    stopped: list[int] = []
+    signal.signal(signal.SIGTERM, lambda signum, frame: stopped.append(signum))
     with open(out, "a", encoding="utf-8") as sink:
         print("ready", flush=True)
-        while os.getppid() == parent:
+        while not stopped and os.getppid() == parent:
             steal = _steal_ticks()
             before = time.monotonic_ns()
-            time.sleep(tick_s)
+            time.sleep(tick_s)  # a signal's handler runs, then the sleep goes on (PEP 475)
             after = time.monotonic_ns()
             if after - before - tick_ns > threshold_ns:
                 stolen = (_steal_ticks() - steal) * 1000 / _CLK_TCK
@@ -100,6 +105,11 @@ class HostWatch:
         self.out = out
         self._process: subprocess.Popen[bytes] | None = None
         self.stalls: tuple[HostStall, ...] = ()
+
+    @property
+    def pid(self) -> int | None:
+        """The watcher's pid while it runs."""
+        return self._process.pid if self._process is not None else None
 
     def __enter__(self) -> HostWatch:
         from harness.helper_process import harness_env, read_ready_line

@@ -22,15 +22,10 @@ import pytest
 
 from harness.errors import ConfigError
 from harness.proxy import ProxyControl, ProxyProcess
+from harness.stack.ports import free_port
 
 ANVIL = str(Path(sys.executable).parent / "anvil")
 ALICE = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"  # anvil's first dev account
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def call(method: str, params: list[Any] | None = None, request_id: Any = 1) -> dict[str, Any]:

@@ -5,13 +5,14 @@ range it draws every outgoing connection's source port from. Between our pick an
 bind, any connect() on the machine (a load worker, a probe, a test) can take it, and HAProxy
 then exits with "Address already in use" (CI saw this once in ~1,650 tests). Ports below the
 ephemeral range are only ever taken by a listener, so we pick there, at random, check that
-the port binds, and do not hand the same one out twice
-in a process while it may still be on its way to its listener.
+the port binds, and do not hand the same one out twice in a process while it may still be
+on its way to its listener.
 """
 
 from __future__ import annotations
 
 import errno
+import functools
 import random
 import socket
 import threading
@@ -29,6 +30,7 @@ _handed_out: deque[int] = deque(maxlen=4000)  # recent picks: each is bound with
 _lock = threading.Lock()
 
 
+@functools.cache  # read once: a stack picks a dozen ports
 def listener_range(path: Path = EPHEMERAL_RANGE) -> range:
     """The ports below the kernel's ephemeral range, where only listeners live."""
     try:
@@ -58,22 +60,26 @@ def free_port(host: str = LOOPBACK) -> int:
 
 def require_free_port(port: int, field: str, host: str = LOOPBACK) -> int:
     """``port`` if it can be bound, else a `ConfigError` saying it is taken and what to do."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise ConfigError(
-                    field, port, "the port is already in use; choose another or omit it"
-                ) from exc
-            raise
+    try:
+        _bind(host, port)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError(
+                field, port, "the port is already in use; choose another or omit it"
+            ) from exc
+        raise
     return port
 
 
 def _binds(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
+    try:
+        _bind(host, port)
+    except OSError:
+        return False
     return True
+
+
+def _bind(host: str, port: int) -> None:
+    """Bind ``port`` and let it go: `OSError` when it cannot be had."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, port))
